@@ -1,0 +1,230 @@
+/**
+ * The supervisor (main thread): computes the topology, creates the links between every
+ * pair of threads, starts shard threads, then gateway threads (the first one binds the
+ * listeners, the others share them), hosts the coordinator, restarts a thread that
+ * crashed, and stops everything gracefully.
+ *
+ * Restart policy: a shard restarts alone (its sessions were in its memory: the gateways
+ * close the connections whose session lived there, and clients reconnect). Gateways share
+ * one TCP listening descriptor, and a dying thread closes it for all, so a gateway crash
+ * restarts every gateway.
+ */
+import os from 'node:os';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { Config } from './config/schema.js';
+import { resolveThreads } from './config/schema.js';
+import { ActorSystem } from './runtime/system.js';
+import { createLinkPair, PortLink } from './runtime/port-link.js';
+import {
+  MAIN,
+  gatewayCount,
+  gatewayThread,
+  placementOf,
+  shardCount,
+  shardThread,
+  threadNames,
+  type Topology,
+} from './runtime/topology.js';
+import { workerEntry } from './runtime/worker-url.js';
+import { COORDINATOR, gatewayName, shardName, type GatewayMsg, type ShardMsg } from './protocol/messages.js';
+import type { FromWorker, LinkSpec, ToWorker, WorkerInit } from './protocol/control.js';
+import { CoordinatorActor } from './coordinator/coordinator-actor.js';
+import { Metrics } from './admin/metrics.js';
+import { createLogger } from './log.js';
+import { startGatewayHost, type GatewayHost } from './gateway/gateway-host.js';
+import { startShardHost } from './session/shard-host.js';
+import { MAX_GATEWAYS } from './gateway/conn-id.js';
+import { findFreePort } from './transport/free-port.js';
+
+export const VERSION = '0.1.0';
+/** Shards are a bitmask in the route table (31 bits of a JS int). */
+const MAX_SHARDS = 30;
+
+export interface BrokerHandle {
+  tcpPort?: number;
+  wsPort?: number;
+  topology: Topology;
+  log: Logger;
+  /** Test hook: make a worker thread crash with an uncaught exception. */
+  crashThread(role: 'gateway' | 'shard', index: number): void;
+  /** Resolves when the supervisor restarted the given role `count` times in total. */
+  restarts: { gateway: number; shard: number };
+  close(): Promise<void>;
+}
+
+interface ThreadRec {
+  name: string;
+  role: 'gateway' | 'shard';
+  index: number;
+  worker: Worker;
+  stopping: boolean;
+}
+
+export async function startBroker(config: Config, opts: { logger?: Logger } = {}): Promise<BrokerHandle> {
+  const t = resolveThreads(config, os.availableParallelism());
+  if (t.gateways > MAX_GATEWAYS) throw new Error(`threads.gateways: at most ${MAX_GATEWAYS}`);
+  if (t.shards > MAX_SHARDS) throw new Error(`threads.shards: at most ${MAX_SHARDS}`);
+  const topology: Topology = { gatewayThreads: t.gateways, shardThreads: t.shards };
+  const log = opts.logger ?? createLogger(config.log.level, MAIN);
+  const system = new ActorSystem(MAIN, placementOf(topology));
+  system.onActorError = (actor, err) => log.error({ err, actor }, 'actor failed on a message');
+  const metrics = new Metrics('main');
+  metrics.mailboxDepth = () => system.mailboxDepth();
+  const coordinator = new CoordinatorActor(
+    {
+      gateways: gatewayCount(topology),
+      shards: shardCount(topology),
+      maxRetainedMessages: config.limits.maxRetainedMessages,
+      version: VERSION,
+      sysInterval: 10,
+    },
+    system,
+    metrics,
+    log.child({ actor: COORDINATOR }),
+  );
+  system.spawn(COORDINATOR, coordinator);
+  const connCounter = new Int32Array(new SharedArrayBuffer(4));
+  const threads = new Map<string, ThreadRec>();
+  const restarts = { gateway: 0, shard: 0 };
+  let closing = false;
+  let listen: { tcpPort?: number; tcpFd?: number; wsPort?: number } = {};
+  const localGateways: GatewayHost[] = [];
+
+  /** New links from `name` to every live thread; returns the ends that `name` keeps. */
+  const linkThread = (name: string): LinkSpec[] => {
+    const mine: LinkSpec[] = [];
+    for (const other of threadNames(topology)) {
+      if (other === name) continue;
+      if (other !== MAIN && !threads.has(other)) continue; // not started yet: it links when it starts
+      const { a, b } = createLinkPair(new MessageChannel());
+      mine.push({ thread: other, port: a.port, counters: a.counters, side: a.side });
+      const theirs: LinkSpec = { thread: name, port: b.port, counters: b.counters, side: b.side };
+      if (other === MAIN) system.addLink(name, new PortLink(b));
+      else threads.get(other)!.worker.postMessage({ t: 'link', link: theirs } satisfies ToWorker, [b.port]);
+    }
+    return mine;
+  };
+
+  const spawn = (role: 'gateway' | 'shard', index: number, extra: Partial<WorkerInit> = {}): Promise<FromWorker> => {
+    const name = role === 'gateway' ? gatewayThread(topology, index) : shardThread(topology, index);
+    const links = linkThread(name);
+    const init: WorkerInit = { role, index, thread: name, config, topology, links, connCounter, ...extra };
+    const entry = workerEntry(role);
+    const worker = new Worker(entry.url, {
+      argv: entry.argv,
+      workerData: init,
+      transferList: links.map((l) => l.port),
+      name,
+    });
+    const rec: ThreadRec = { name, role, index, worker, stopping: false };
+    threads.set(name, rec);
+    const first = new Promise<FromWorker>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    worker.on('error', (err) => log.error({ err, thread: name }, 'thread failed'));
+    worker.on('exit', (code) => onExit(rec, code));
+    return first;
+  };
+
+  const onExit = (rec: ThreadRec, code: number): void => {
+    if (threads.get(rec.name) === rec) threads.delete(rec.name);
+    system.removeLink(rec.name);
+    if (closing || rec.stopping) return;
+    log.error({ thread: rec.name, code }, 'thread exited unexpectedly; restarting');
+    if (rec.role === 'shard') void restartShard(rec.index);
+    else void restartGateways();
+  };
+
+  const restartShard = async (index: number): Promise<void> => {
+    restarts.shard++;
+    coordinator.nodeCounters['thread_restarts_total{role="shard"}'] = restarts.shard;
+    await spawn('shard', index);
+    // The new shard is empty: gateways drop its routes, close the connections whose
+    // session lived there, and ask for its (empty) route snapshot.
+    for (let g = 0; g < gatewayCount(topology); g++) system.ref<GatewayMsg>(gatewayName(g)).tell({ t: 'shardDown', shard: index });
+    log.info({ shard: index }, 'shard restarted');
+  };
+
+  let gatewayRestart: Promise<void> | null = null;
+  const restartGateways = (): Promise<void> => {
+    if (gatewayRestart) return gatewayRestart;
+    gatewayRestart = (async () => {
+      restarts.gateway++;
+      coordinator.nodeCounters['thread_restarts_total{role="gateway"}'] = restarts.gateway;
+      const live = [...threads.values()].filter((r) => r.role === 'gateway');
+      for (const r of live) r.stopping = true;
+      await Promise.all(live.map((r) => r.worker.terminate()));
+      for (let g = 0; g < gatewayCount(topology); g++)
+        for (let s = 0; s < shardCount(topology); s++) system.ref<ShardMsg>(shardName(s)).tell({ t: 'gatewayDown', gw: g });
+      await startGateways(true);
+      log.info('gateways restarted');
+    })().finally(() => (gatewayRestart = null));
+    return gatewayRestart;
+  };
+
+  const startGateways = async (fresh: boolean): Promise<void> => {
+    // Gateway 0 binds (configured ports, or 0 = any); the others reuse its descriptor/ports.
+    const firstPorts = fresh
+      ? { tcpPort: listen.tcpPort, wsPort: listen.wsPort }
+      : topology.gatewayThreads > 1 && config.listeners.ws.enabled && config.listeners.ws.port === 0
+        ? { wsPort: await findFreePort(config.host) }
+        : {};
+    const r0 = (await spawn('gateway', 0, firstPorts)) as Extract<FromWorker, { t: 'listening' }>;
+    listen = { tcpPort: r0.tcpPort, tcpFd: r0.tcpFd, wsPort: r0.wsPort };
+    const rest: Promise<FromWorker>[] = [];
+    for (let g = 1; g < topology.gatewayThreads; g++) rest.push(spawn('gateway', g, { ...listen }));
+    await Promise.all(rest);
+  };
+
+  // Shards first, so gateways get their route snapshots before they accept anything.
+  if (topology.shardThreads === 0) startShardHost({ system, index: 0, config, topology, log });
+  else await Promise.all(Array.from({ length: topology.shardThreads }, (_, i) => spawn('shard', i)));
+  if (topology.gatewayThreads === 0) {
+    const host = await startGatewayHost({ system, index: 0, config, topology, connCounter, log });
+    localGateways.push(host);
+    listen = { tcpPort: host.tcpPort, wsPort: host.wsPort };
+  } else {
+    await startGateways(false);
+  }
+
+  const stopWorker = (rec: ThreadRec): Promise<void> =>
+    new Promise<void>((resolve) => {
+      rec.stopping = true;
+      const timer = setTimeout(() => void rec.worker.terminate().then(() => resolve()), 5000);
+      rec.worker.on('message', (m: FromWorker) => {
+        if (m.t !== 'stopped') return;
+        clearTimeout(timer);
+        void rec.worker.terminate().then(() => resolve());
+      });
+      rec.worker.postMessage({ t: 'stop' } satisfies ToWorker);
+    });
+
+  return {
+    tcpPort: listen.tcpPort,
+    wsPort: listen.wsPort,
+    topology,
+    log,
+    restarts,
+    crashThread(role, index) {
+      const name = role === 'gateway' ? gatewayThread(topology, index) : shardThread(topology, index);
+      const rec = threads.get(name);
+      if (!rec) throw new Error(`no ${role} thread ${index} (topology has it on the main thread?)`);
+      rec.worker.postMessage({ t: 'crash' } satisfies ToWorker);
+    },
+    async close() {
+      if (closing) return;
+      closing = true;
+      await gatewayRestart;
+      // Gateways first (clients are told and flushed), then shards, then the coordinator.
+      for (const h of localGateways) await h.stop();
+      const all = [...threads.values()];
+      await Promise.all(all.filter((r) => r.role === 'gateway').map(stopWorker));
+      await Promise.all(all.filter((r) => r.role === 'shard').map(stopWorker));
+      coordinator.close();
+      metrics.close();
+      system.close();
+    },
+  };
+}

@@ -1,0 +1,55 @@
+/**
+ * PUBLISH from a client: validate, authorise, route, acknowledge.
+ * QoS 2 uses the spec's method B of "deliver on PUBLISH, remember the packet id until
+ * PUBREL": a resent PUBLISH with a remembered id is acknowledged but not routed again
+ * [MQTT-4.3.3-9 / MQTT-4.3.3-10 (v5)].
+ */
+import type { IPublishPacket } from 'mqtt-packet';
+import { RC } from '../mqtt/reason-codes.js';
+import { validateTopicName } from '../mqtt/topic.js';
+import type { AppMessage } from '../protocol/messages.js';
+import { propsFromPublish } from './message-props.js';
+import { protocolError, type Effect, type Handler } from './types.js';
+
+export const handlePublish: Handler<IPublishPacket> = (st, p, env) => {
+  if (p.qos === (3 as number)) return protocolError(st, RC.MALFORMED_PACKET, 'qos3'); // [MQTT-3.3.1-4]
+  if (p.properties?.topicAlias !== undefined) {
+    // We advertise Topic Alias Maximum 0, so any alias is invalid [MQTT-3.2.2-17/3.3.2-8].
+    return protocolError(st, RC.TOPIC_ALIAS_INVALID, 'topic_alias');
+  }
+  const topic = p.topic;
+  if (validateTopicName(topic, env.limits) !== null) return protocolError(st, RC.TOPIC_NAME_INVALID, 'bad_topic_name');
+  // Clients cannot publish to system topics ($SYS/...): they belong to the broker [MQTT-4.7.2-1].
+  const denied = topic.startsWith('$') || !env.acl.canPublish({ username: st.username, clientId: st.clientId }, topic);
+  const out: Effect[] = [{ e: 'count', series: `messages_received_total{qos="${p.qos}"}` }];
+  if (denied) {
+    out.push({ e: 'count', series: 'publish_denied_total' });
+    // 5.0 answers 0x87; 3.1.1 has no negative ack, so the message is dropped and still
+    // acknowledged, which keeps the client's inflight window moving.
+    const rc = st.version === 5 ? RC.NOT_AUTHORIZED : RC.SUCCESS;
+    if (p.qos === 1) out.push({ e: 'send', packet: { cmd: 'puback', messageId: p.messageId, reasonCode: rc } });
+    else if (p.qos === 2) out.push({ e: 'send', packet: { cmd: 'pubrec', messageId: p.messageId, reasonCode: rc } });
+    return out;
+  }
+  if (p.qos === 2) {
+    const id = p.messageId!;
+    if (st.qos2In.has(id)) {
+      out.push({ e: 'send', packet: { cmd: 'pubrec', messageId: id } });
+      return out;
+    }
+    if (st.qos2In.size >= env.limits.maxInflight) {
+      // More unreleased QoS 2 messages than our Receive Maximum [MQTT-3.3.4-7].
+      return protocolError(st, RC.RECEIVE_MAXIMUM_EXCEEDED, 'receive_maximum');
+    }
+    st.qos2In.add(id);
+  }
+  const msg: AppMessage = { topic, payload: p.payload as Buffer, qos: p.qos, retain: p.retain, origin: st.clientId };
+  if (st.version === 5) {
+    const props = propsFromPublish(p.properties);
+    if (props) msg.props = props;
+  }
+  out.push({ e: 'route', msg });
+  if (p.qos === 1) out.push({ e: 'send', packet: { cmd: 'puback', messageId: p.messageId } });
+  else if (p.qos === 2) out.push({ e: 'send', packet: { cmd: 'pubrec', messageId: p.messageId } });
+  return out;
+};

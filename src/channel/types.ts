@@ -1,0 +1,90 @@
+/**
+ * The per-connection protocol state machine is pure: a handler takes the channel state,
+ * an incoming packet and the environment, mutates only that state, and returns effects.
+ * The gateway actor carries the effects out (writes, messages to shards, closing), so
+ * handlers are tested without sockets or threads.
+ */
+import type { IConnectPacket, Packet } from 'mqtt-packet';
+import type { AppMessage, ShardMsg } from '../protocol/messages.js';
+
+export type Phase = 'new' | 'auth' | 'connecting' | 'connected' | 'closed';
+
+export interface ChannelState {
+  readonly connId: number;
+  phase: Phase;
+  version: 3 | 4 | 5;
+  clientId: string;
+  /** True when the broker made the client id up (v5 Assigned Client Identifier). */
+  assignedClientId: boolean;
+  username?: string;
+  /** Effective keepalive in seconds (0 = none). */
+  keepalive: number;
+  /** Set when the broker overrides the client's keepalive (v5 Server Keep Alive). */
+  serverKeepAlive?: number;
+  shard: number;
+  /** Inbound QoS 2 packet ids received and not yet released by PUBREL [MQTT-4.3.3-3]. */
+  qos2In: Set<number>;
+  sessionExpiry: number;
+  /** The Session Expiry the client asked for when the broker capped it (reported in CONNACK). */
+  expiryCapped: boolean;
+  /** v5 Maximum Packet Size the client accepts; larger messages are not sent to it [MQTT-3.1.2-25]. */
+  maxPacketSizeOut: number;
+  receiveMaximum: number;
+  /** CONNECT kept while authentication runs off the event loop. */
+  connect?: IConnectPacket;
+}
+
+export interface AclView {
+  canPublish(ctx: { username?: string; clientId: string }, topic: string): boolean;
+  canSubscribe(ctx: { username?: string; clientId: string }, filter: string): boolean;
+}
+
+export interface ChannelLimits {
+  maxPacketSize: number;
+  maxInflight: number;
+  maxTopicLength: number;
+  maxTopicLevels: number;
+  maxClientIdLength: number;
+  maxSessionExpiryInterval: number;
+  maxKeepAlive: number;
+}
+
+export interface ChannelEnv {
+  limits: ChannelLimits;
+  acl: AclView;
+  shardOf(clientId: string): number;
+  newClientId(): string;
+}
+
+export type Effect =
+  | { e: 'send'; packet: Packet }
+  | { e: 'shard'; msg: ShardMsg }
+  | { e: 'route'; msg: AppMessage }
+  | { e: 'auth'; username?: string; password?: Buffer }
+  /** Close the connection; for v5 a DISCONNECT with `reason` is sent first when given. */
+  | { e: 'close'; reason?: number; why: string; counter?: string }
+  | { e: 'count'; series: string };
+
+export type Handler<P> = (st: ChannelState, packet: P, env: ChannelEnv) => Effect[];
+
+export function newChannelState(connId: number): ChannelState {
+  return {
+    connId,
+    phase: 'new',
+    version: 4,
+    clientId: '',
+    assignedClientId: false,
+    keepalive: 0,
+    shard: 0,
+    qos2In: new Set(),
+    sessionExpiry: 0,
+    expiryCapped: false,
+    maxPacketSizeOut: 268435455,
+    receiveMaximum: 65535,
+  };
+}
+
+/** A protocol error: v5 gets DISCONNECT with the reason, 3.1.1 a plain close [MQTT-4.8.0-1]. */
+export function protocolError(st: ChannelState, reason: number, why: string): Effect[] {
+  return [{ e: 'close', reason: st.version === 5 ? reason : undefined, why, counter: `protocol_errors_total{reason="${why}"}` }];
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+/**
+ * `switchboard start [--config FILE] [--host H] [--tcp-port N] [--ws-port N] [--data-dir DIR] ...`
+ * `switchboard passwd FILE USER [PASSWORD]`
+ */
+import { mkdirSync } from 'node:fs';
+import { parseArgs, USAGE } from './cli-args.js';
+import { loadConfig, ConfigError } from './config/load.js';
+import { startBroker, VERSION } from './broker.js';
+import { addUser } from './auth/users-file.js';
+import { createLogger } from './log.js';
+
+async function readPassword(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write('password: ');
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  switch (args.command) {
+    case 'help':
+      process.stdout.write(USAGE);
+      return 0;
+    case 'version':
+      process.stdout.write(`switchboard ${VERSION}\n`);
+      return 0;
+    case 'passwd': {
+      const [file, user, pw] = args.rest;
+      if (!file || !user) {
+        process.stderr.write('usage: switchboard passwd FILE USER [PASSWORD]   (password from stdin when omitted)\n');
+        return 2;
+      }
+      await addUser(file, user, pw ?? (await readPassword()));
+      process.stdout.write(`user ${user} written to ${file}\n`);
+      return 0;
+    }
+    case 'start': {
+      const config = loadConfig({ file: args.configFile, env: process.env, overrides: args.overrides });
+      mkdirSync(config.dataDir, { recursive: true });
+      const log = createLogger(config.log.level, 'main');
+      const broker = await startBroker(config, { logger: log });
+      const host = config.host;
+      const lines = [`switchboard ${VERSION} started (${broker.topology.gatewayThreads} gateway + ${broker.topology.shardThreads} shard threads)`];
+      if (broker.tcpPort !== undefined) lines.push(`  MQTT over TCP        mqtt://${host}:${broker.tcpPort}`);
+      if (broker.wsPort !== undefined) {
+        lines.push(`  MQTT over WebSocket  ws://${host}:${broker.wsPort}${config.listeners.ws.path}`);
+        lines.push(`  metrics / health     http://${host}:${broker.wsPort}/metrics  /healthz`);
+      }
+      lines.push(`  data directory       ${config.dataDir}`);
+      process.stderr.write(lines.join('\n') + '\n');
+      log.info({ tcp: broker.tcpPort, ws: broker.wsPort, dataDir: config.dataDir }, 'listening');
+      await new Promise<void>((resolve) => {
+        const stop = (sig: string) => {
+          log.info({ signal: sig }, 'stopping');
+          broker.close().then(resolve, (err: unknown) => {
+            log.error({ err }, 'error while stopping');
+            resolve();
+          });
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+      log.info('stopped');
+      return 0;
+    }
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError || (err as { code?: string })?.code === 'USERS_FILE_INVALID') {
+      process.stderr.write(`switchboard: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`switchboard: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

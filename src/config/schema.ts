@@ -1,0 +1,323 @@
+// The shape of Switchboard's configuration, declared once.
+//
+// SCHEMA is the single source of truth: DEFAULTS is derived from it, the loader
+// validates against it, the env-variable names are computed from it and the
+// documentation table is generated from it. Its type (SchemaOf<Config>) mirrors
+// the Config interface key for key, so adding a key to one without the other is
+// a compile error, and a default whose type does not fit the key is too.
+import { availableParallelism } from 'node:os';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const ACL_ACTIONS = ['allow', 'deny'] as const;
+export type AclAction = (typeof ACL_ACTIONS)[number];
+
+export const ACL_PERMISSIONS = ['publish', 'subscribe', 'all'] as const;
+export type AclPermission = (typeof ACL_PERMISSIONS)[number];
+
+/** One ACL rule. `topic` is an MQTT topic filter; wildcards must occupy whole levels. */
+export interface AclRule {
+  readonly action: AclAction;
+  readonly permission: AclPermission;
+  readonly topic: string;
+  /** Rule applies only to this username (absent = any user). */
+  readonly username?: string;
+  /** Rule applies only to this client id (absent = any client). */
+  readonly clientId?: string;
+}
+
+/** "auto" is resolved against the CPU count by resolveThreads(). */
+export type ThreadCount = 'auto' | number;
+
+export interface TcpListenerConfig {
+  readonly enabled: boolean;
+  readonly port: number;
+}
+
+export interface WsListenerConfig {
+  readonly enabled: boolean;
+  readonly port: number;
+  readonly path: string;
+}
+
+export interface ListenersConfig {
+  readonly tcp: TcpListenerConfig;
+  readonly ws: WsListenerConfig;
+}
+
+export interface ThreadsConfig {
+  readonly gateways: ThreadCount;
+  readonly shards: ThreadCount;
+}
+
+export interface LimitsConfig {
+  readonly maxConnections: number;
+  readonly maxPacketSize: number;
+  readonly maxInflight: number;
+  readonly maxQueuedMessages: number;
+  readonly maxSubscriptionsPerClient: number;
+  readonly maxTopicLength: number;
+  readonly maxTopicLevels: number;
+  readonly maxClientIdLength: number;
+  readonly maxSessionExpiryInterval: number;
+  readonly maxRetainedMessages: number;
+  readonly socketBufferHighWater: number;
+  readonly maxKeepAlive: number;
+}
+
+export interface AuthConfig {
+  readonly allowAnonymous: boolean;
+  readonly usersFile: string | null;
+  readonly aclDefault: AclAction;
+  readonly acl: readonly AclRule[];
+}
+
+export interface LogConfig {
+  readonly level: LogLevel;
+}
+
+/**
+ * The full, validated configuration. Objects returned by the loader are deeply
+ * frozen: the config is shared by every thread and must not drift at runtime.
+ */
+export interface Config {
+  readonly host: string;
+  readonly dataDir: string;
+  readonly listeners: ListenersConfig;
+  readonly threads: ThreadsConfig;
+  readonly limits: LimitsConfig;
+  readonly auth: AuthConfig;
+  readonly log: LogConfig;
+}
+
+// ---------------------------------------------------------------------------
+// Field specs: the declarative part.
+
+interface FieldBase {
+  /** One-line description, used in docs/configuration.md. */
+  readonly doc: string;
+}
+
+export interface IntField extends FieldBase {
+  readonly kind: 'int';
+  readonly min: number;
+  readonly max: number;
+  /** Also accepts the string "auto". */
+  readonly auto?: boolean;
+  readonly default: number | 'auto';
+}
+
+export interface NumberField extends FieldBase {
+  readonly kind: 'number';
+  readonly min?: number;
+  readonly max?: number;
+  readonly default: number;
+}
+
+export interface BoolField extends FieldBase {
+  readonly kind: 'bool';
+  readonly default: boolean;
+}
+
+export interface StringField extends FieldBase {
+  readonly kind: 'string';
+  /** null is allowed; an empty string is normalised to null (env vars cannot spell null). */
+  readonly nullable?: boolean;
+  /** Values must match; patternDoc says how, in words, for error messages. */
+  readonly pattern?: RegExp;
+  readonly patternDoc?: string;
+  readonly default: string | null;
+}
+
+export interface EnumField extends FieldBase {
+  readonly kind: 'enum';
+  readonly values: readonly string[];
+  readonly default: string;
+}
+
+export interface AclRulesField extends FieldBase {
+  readonly kind: 'aclRules';
+  readonly default: readonly AclRule[];
+}
+
+export type FieldSpec = IntField | NumberField | BoolField | StringField | EnumField | AclRulesField;
+
+/** A field spec whose default has type T (so `kind` and the key's type must agree). */
+export type Leaf<T> = FieldSpec & { readonly default: T };
+
+/** Mirrors T: nested objects become nested schemas, everything else a Leaf. */
+export type SchemaOf<T> = {
+  readonly [K in keyof T]-?: [T[K]] extends [readonly unknown[]]
+    ? Leaf<T[K]>
+    : [T[K]] extends [object]
+      ? SchemaOf<T[K]>
+      : Leaf<T[K]>;
+};
+
+/** Untyped view of a schema section, for code that walks it generically. */
+export interface SchemaSection {
+  readonly [key: string]: SchemaSection | FieldSpec;
+}
+
+// 2^31 - 1: "no practical cap" for counters, while staying a small integer in V8.
+const INT32_MAX = 2_147_483_647;
+
+const int = (def: number, min: number, max: number, doc: string): IntField & { default: number } => ({ kind: 'int', default: def, min, max, doc });
+const threads = (doc: string): IntField => ({ kind: 'int', default: 'auto', min: 0, max: 64, auto: true, doc });
+const bool = (def: boolean, doc: string): BoolField => ({ kind: 'bool', default: def, doc });
+const str = (def: string, doc: string, pattern?: RegExp, patternDoc?: string): StringField & { default: string } =>
+  ({ kind: 'string', default: def, doc, pattern, patternDoc });
+const enumOf = <T extends string>(values: readonly T[], def: T, doc: string): EnumField & { default: T } =>
+  ({ kind: 'enum', values, default: def, doc });
+
+const NON_EMPTY = /\S/;
+
+export const SCHEMA: SchemaOf<Config> = {
+  host: str('0.0.0.0', 'Listen address for all listeners.', NON_EMPTY, 'a non-empty string'),
+  dataDir: str('./data', 'Directory where state and uploaded files live (relative to the working directory).', NON_EMPTY, 'a non-empty string'),
+  listeners: {
+    tcp: {
+      enabled: bool(true, 'Accept plain MQTT over TCP.'),
+      port: int(1883, 0, 65535, 'TCP port for MQTT (0 = any free port).'),
+    },
+    ws: {
+      enabled: bool(true, 'Accept MQTT over WebSocket; HTTP /metrics and /healthz are served on the same port.'),
+      port: int(8083, 0, 65535, 'Port for MQTT over WebSocket and HTTP (0 = any free port).'),
+      path: str('/mqtt', 'URL path on which WebSocket upgrades are accepted.', /^\/\S*$/, 'a path starting with "/" without spaces'),
+    },
+  },
+  threads: {
+    gateways: threads('I/O (gateway) threads; 0 = run the gateway in the main thread; "auto" = half the CPUs, at least 1.'),
+    shards: threads('Session shard threads; 0 = run shards in the main thread; "auto" = the CPUs left after gateways, at least 1.'),
+  },
+  limits: {
+    maxConnections: int(100_000, 1, INT32_MAX, 'Maximum concurrent client connections on this node.'),
+    // 268435455 is the largest length the MQTT remaining-length varint can encode.
+    maxPacketSize: int(1_048_576, 1, 268_435_455, 'Largest incoming packet in bytes; also advertised as MQTT 5 Maximum Packet Size.'),
+    // 65535 is the MQTT 5 Receive Maximum ceiling (two-byte field).
+    maxInflight: int(100, 1, 65_535, 'Per session: unacknowledged outbound QoS 1/2 messages.'),
+    maxQueuedMessages: int(1000, 0, INT32_MAX, 'Per session: messages waiting while offline or beyond the inflight window (0 = none).'),
+    maxSubscriptionsPerClient: int(1000, 1, INT32_MAX, 'Maximum subscriptions one client may hold.'),
+    // MQTT strings are length-prefixed with two bytes, so 65535 is the hard cap.
+    maxTopicLength: int(65_535, 1, 65_535, 'Maximum topic (or filter) length in bytes.'),
+    maxTopicLevels: int(128, 1, 65_535, 'Maximum number of "/"-separated levels in a topic or filter.'),
+    // MQTT 3.1.1 [MQTT-3.1.3-5] requires servers to accept client ids of 1..23 characters.
+    maxClientIdLength: int(256, 23, 65_535, 'Maximum client id length.'),
+    // 4294967295 (0xFFFFFFFF) is the MQTT 5 "never expires" value of the four-byte property.
+    maxSessionExpiryInterval: int(604_800, 0, 4_294_967_295, 'Seconds; caps what MQTT 5 clients ask for and is the expiry of MQTT 3.1.1 persistent sessions.'),
+    maxRetainedMessages: int(100_000, 0, INT32_MAX, 'Maximum retained messages stored on the broker.'),
+    socketBufferHighWater: int(1_048_576, 1, INT32_MAX, 'Bytes queued on a slow socket before QoS 0 messages to it are dropped.'),
+    // Keep Alive is a two-byte field; MQTT 5 servers may impose it via Server Keep Alive.
+    maxKeepAlive: int(65_535, 1, 65_535, 'Maximum keep-alive in seconds granted to clients.'),
+  },
+  auth: {
+    allowAnonymous: bool(true, 'Accept clients that send no username.'),
+    usersFile: { kind: 'string', nullable: true, default: null, doc: 'Path to a users file (username:scrypt-hash lines); null = no users file.' },
+    aclDefault: enumOf(ACL_ACTIONS, 'allow', 'What happens when no ACL rule matches.'),
+    acl: { kind: 'aclRules', default: [], doc: 'ACL rules: { action: allow|deny, permission: publish|subscribe|all, topic, username?, clientId? }.' },
+  },
+  log: {
+    level: enumOf(LOG_LEVELS, 'info', 'Log level.'),
+  },
+};
+
+// ---------------------------------------------------------------------------
+// Helpers over the schema.
+
+export function isField(node: SchemaSection | FieldSpec): node is FieldSpec {
+  // Sections are plain key maps; no config key is named "kind", so a string
+  // "kind" unambiguously marks a leaf.
+  return typeof (node as { kind?: unknown }).kind === 'string';
+}
+
+export interface FieldEntry {
+  /** Dotted key path, e.g. "limits.maxInflight". */
+  readonly path: string;
+  readonly spec: FieldSpec;
+}
+
+/** Every leaf of the schema, in declaration order. */
+export function listFields(section: SchemaSection = SCHEMA as unknown as SchemaSection, prefix = ''): FieldEntry[] {
+  const out: FieldEntry[] = [];
+  for (const [key, node] of Object.entries(section)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (isField(node)) out.push({ path, spec: node });
+    else out.push(...listFields(node, path));
+  }
+  return out;
+}
+
+/** Looks up a dotted path; undefined if it names nothing. */
+export function schemaAt(path: string): SchemaSection | FieldSpec | undefined {
+  let node: SchemaSection | FieldSpec = SCHEMA as unknown as SchemaSection;
+  for (const key of path.split('.')) {
+    if (isField(node) || !Object.hasOwn(node, key)) return undefined;
+    node = node[key]!;
+  }
+  return node;
+}
+
+/** "an integer between 0 and 65535" etc.: the phrase used in error messages. */
+export function describeType(spec: FieldSpec): string {
+  switch (spec.kind) {
+    case 'int': {
+      const range = `an integer between ${spec.min} and ${spec.max}`;
+      return spec.auto ? `"auto" or ${range}` : range;
+    }
+    case 'number':
+      if (spec.min !== undefined && spec.max !== undefined) return `a number between ${spec.min} and ${spec.max}`;
+      if (spec.min !== undefined) return `a number >= ${spec.min}`;
+      if (spec.max !== undefined) return `a number <= ${spec.max}`;
+      return 'a number';
+    case 'bool':
+      return 'true or false';
+    case 'string': {
+      const base = spec.patternDoc ?? 'a string';
+      return spec.nullable ? `${base} or null` : base;
+    }
+    case 'enum':
+      return `one of ${spec.values.map((v) => `"${v}"`).join(', ')}`;
+    case 'aclRules':
+      return 'a list of ACL rules';
+  }
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+function defaultsOf(section: SchemaSection): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, node] of Object.entries(section)) {
+    // Arrays are copied so the frozen DEFAULTS never alias the schema's objects.
+    out[key] = isField(node) ? (Array.isArray(node.default) ? [...node.default] : node.default) : defaultsOf(node);
+  }
+  return out;
+}
+
+/** Every default, deeply frozen. */
+export const DEFAULTS: Config = deepFreeze(defaultsOf(SCHEMA as unknown as SchemaSection) as unknown as Config);
+
+export interface ResolvedThreads {
+  readonly gateways: number;
+  readonly shards: number;
+}
+
+/**
+ * Turns "auto" thread counts into numbers for a machine with `cpus` CPUs:
+ * gateways = max(1, floor(cpus / 2)); shards = max(1, cpus - gateways).
+ * Explicit numbers are kept (0 = run that role in the main thread). Shards are
+ * computed from the resolved gateway count so an explicit gateway count leaves
+ * the remaining CPUs to the shards.
+ */
+export function resolveThreads(cfg: Pick<Config, 'threads'>, cpus: number = availableParallelism()): ResolvedThreads {
+  const n = Math.max(1, Math.floor(Number.isFinite(cpus) ? cpus : 1));
+  const gateways = cfg.threads.gateways === 'auto' ? Math.max(1, Math.floor(n / 2)) : cfg.threads.gateways;
+  const shards = cfg.threads.shards === 'auto' ? Math.max(1, n - gateways) : cfg.threads.shards;
+  return { gateways, shards };
+}

@@ -1,0 +1,418 @@
+/**
+ * A gateway: the connections of one I/O thread. It frames and parses incoming bytes,
+ * runs the pure channel handlers and carries out their effects: writes (batched per
+ * socket per event-loop turn), messages to the session shards, routing of publishes
+ * through its route-table replica, closing. See docs/architecture.md, "publish path".
+ */
+import mqttPacket, { type Packet } from 'mqtt-packet';
+import type { Logger } from 'pino';
+import type { ActorRef, ActorSystem } from '../runtime/system.js';
+import {
+  COORDINATOR,
+  shardName,
+  type AppMessage,
+  type CoordinatorMsg,
+  type GatewayMsg,
+  type Outbound,
+  type ShardMsg,
+} from '../protocol/messages.js';
+import type { Metrics } from '../admin/metrics.js';
+import { RC } from '../mqtt/reason-codes.js';
+import { Framer } from '../mqtt/framer.js';
+import { afterAuth, handleIn, newChannelState, sessionReady, type ChannelEnv, type ChannelState, type Effect } from '../channel/index.js';
+import type { AuthResult } from '../channel/connect.js';
+import type { ConnIO, ConnSink } from '../transport/connection.js';
+import { RouteTable } from './route-table.js';
+import { makeConnId } from './conn-id.js';
+import { toPacket } from './encode.js';
+
+export interface GatewayOptions {
+  index: number;
+  shards: number;
+  maxConnections: number;
+  socketBufferHighWater: number;
+  maxPacketSize: number;
+  /** Node-wide open-connection counter shared by every gateway (Int32Array over a SAB). */
+  connCounter: Int32Array;
+}
+
+export type Authenticate = (username: string | undefined, password: Buffer | undefined) => Promise<AuthResult>;
+
+/** Packets a client may send after CONNECT before CONNACK; held until the session is open. */
+const MAX_EARLY_PACKETS = 64;
+
+interface Conn {
+  id: number;
+  io: ConnIO;
+  st: ChannelState;
+  framer: Framer;
+  parser: ReturnType<typeof mqttPacket.parser>;
+  out: Buffer[];
+  outBytes: number;
+  lastRead: number;
+  early: Packet[];
+  closed: boolean;
+}
+
+export class GatewayActor {
+  private readonly conns = new Map<number, Conn>();
+  private readonly routes = new RouteTable();
+  private readonly shardRefs: ActorRef<ShardMsg>[] = [];
+  private readonly coordinator: ActorRef<CoordinatorMsg>;
+  private connCounter = 0;
+  private readonly dirty = new Set<Conn>();
+  private flushScheduled = false;
+  private paused = false;
+  private accepting = true;
+  private readonly timer: NodeJS.Timeout;
+  private metricsReq = 0;
+  private readonly metricsWaiters = new Map<number, (text: string) => void>();
+  private snapshotsPending = 0;
+  private readyResolve?: () => void;
+  /** Resolves once every shard sent its route snapshot: only then is it safe to accept. */
+  readonly ready: Promise<void>;
+
+  constructor(
+    private readonly opts: GatewayOptions,
+    private readonly system: ActorSystem,
+    private readonly env: ChannelEnv,
+    private readonly authenticate: Authenticate,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {
+    for (let i = 0; i < opts.shards; i++) this.shardRefs.push(system.ref(shardName(i)));
+    this.coordinator = system.ref(COORDINATOR);
+    this.snapshotsPending = opts.shards;
+    this.ready = new Promise((r) => (this.readyResolve = r));
+    for (const s of this.shardRefs) s.tell({ t: 'routeSync', gw: opts.index });
+    this.timer = setInterval(() => this.tick(), 500);
+    this.timer.unref();
+  }
+
+  // ------------------------------------------------------------ actor messages
+  receive(m: GatewayMsg): void {
+    switch (m.t) {
+      case 'deliver':
+        return this.onDeliver(m.connId, m.out);
+      case 'connack': {
+        const c = this.conns.get(m.connId);
+        if (!c) return;
+        this.apply(c, sessionReady(c.st, m.sessionPresent, m.qos2In, this.env));
+        // Packets the client sent before CONNACK now run in order.
+        const early = c.early;
+        c.early = [];
+        for (const p of early) if (!c.closed) this.apply(c, handleIn(c.st, p, this.env));
+        return;
+      }
+      case 'suback':
+        return this.sendTo(m.connId, { cmd: 'suback', messageId: m.packetId, granted: m.codes });
+      case 'unsuback': {
+        const c = this.conns.get(m.connId);
+        // 3.1.1 UNSUBACK has no reason codes.
+        if (c) this.write(c, c.st.version === 5 ? { cmd: 'unsuback', messageId: m.packetId, granted: m.codes } : ({ cmd: 'unsuback', messageId: m.packetId } as Packet));
+        return;
+      }
+      case 'kick': {
+        const c = this.conns.get(m.connId);
+        if (c) this.close(c, { reason: m.reason, why: m.message, notifyShard: false });
+        return;
+      }
+      case 'routeAdd':
+        this.routes.add(m.shard, m.filters);
+        this.shardRefs[m.shard]!.tell({ t: 'routeAck', gw: this.opts.index, seq: m.seq });
+        return;
+      case 'routeDel':
+        return this.routes.remove(m.shard, m.filters);
+      case 'routeSnapshot':
+        this.routes.dropShard(m.shard);
+        this.routes.add(m.shard, m.filters);
+        if (--this.snapshotsPending === 0) this.readyResolve?.();
+        return;
+      case 'shardDown':
+        return this.onShardDown(m.shard);
+      case 'metricsText': {
+        const w = this.metricsWaiters.get(m.reqId);
+        this.metricsWaiters.delete(m.reqId);
+        w?.(m.text);
+        return;
+      }
+      case 'collectMetrics':
+        return this.coordinator.tell({ t: 'metricsReport', reqId: m.reqId, snapshot: this.snapshot() });
+      case 'crash':
+        setImmediate(() => {
+          throw new Error('test hook: gateway crash requested');
+        });
+        return;
+    }
+  }
+
+  // ------------------------------------------------------------ connections
+  /** Called by the transports for every accepted connection. */
+  accept = (io: ConnIO): ConnSink | null => {
+    if (!this.accepting) return null;
+    // Node-wide connection limit, shared by every gateway through one atomic counter.
+    if (Atomics.add(this.opts.connCounter, 0, 1) >= this.opts.maxConnections) {
+      Atomics.sub(this.opts.connCounter, 0, 1);
+      this.metrics.inc('connections_rejected_total{reason="max_connections"}');
+      return null;
+    }
+    const id = makeConnId(++this.connCounter, this.opts.index);
+    const c: Conn = {
+      id,
+      io,
+      st: newChannelState(id),
+      framer: new Framer(this.opts.maxPacketSize),
+      parser: mqttPacket.parser(),
+      out: [],
+      outBytes: 0,
+      lastRead: Date.now(),
+      early: [],
+      closed: false,
+    };
+    c.parser.on('packet', (p: Packet) => this.onPacket(c, p));
+    c.parser.on('error', (err: Error) => {
+      this.close(c, { reason: RC.MALFORMED_PACKET, why: `malformed: ${err.message}`, counter: 'packets_malformed_total' });
+    });
+    this.conns.set(id, c);
+    this.metrics.inc(`connections_total{transport="${io.transport}"}`);
+    if (this.paused) io.pause();
+    return {
+      data: (chunk) => this.onData(c, chunk),
+      closed: () => this.onSocketClosed(c),
+      drained: () => {},
+    };
+  };
+
+  private onData(c: Conn, chunk: Buffer): void {
+    if (c.closed) return;
+    c.lastRead = Date.now();
+    this.metrics.inc('bytes_received_total', chunk.length);
+    const err = c.framer.push(chunk, (frame) => {
+      if (!c.closed) c.parser.parse(frame);
+    });
+    if (err === 'too_large')
+      this.close(c, { reason: RC.PACKET_TOO_LARGE, why: 'packet_too_large', counter: 'protocol_errors_total{reason="packet_too_large"}' });
+    else if (err === 'bad_length')
+      this.close(c, { reason: RC.MALFORMED_PACKET, why: 'bad_remaining_length', counter: 'packets_malformed_total' });
+  }
+
+  private onPacket(c: Conn, p: Packet): void {
+    if (c.closed) return;
+    if ((c.st.phase === 'auth' || c.st.phase === 'connecting') && p.cmd !== 'connect') {
+      // [MQTT-3.1.4-?] clients may send packets right after CONNECT; hold them (bounded).
+      if (c.early.length >= MAX_EARLY_PACKETS) {
+        this.close(c, { reason: RC.RECEIVE_MAXIMUM_EXCEEDED, why: 'too_many_packets_before_connack' });
+        return;
+      }
+      c.early.push(p);
+      return;
+    }
+    this.apply(c, handleIn(c.st, p, this.env));
+  }
+
+  private onSocketClosed(c: Conn): void {
+    if (!this.conns.has(c.id)) return;
+    const wasLive = c.st.phase === 'connecting' || c.st.phase === 'connected' || c.st.phase === 'auth';
+    if (!c.closed) this.notifyLost(c, wasLive);
+    c.closed = true;
+    this.conns.delete(c.id);
+    this.dirty.delete(c);
+    Atomics.sub(this.opts.connCounter, 0, 1);
+  }
+
+  /** The connection ended without DISCONNECT: the shard publishes the will [MQTT-3.1.2-8]. */
+  private notifyLost(c: Conn, live: boolean): void {
+    if (!live || c.st.phase === 'auth') return;
+    this.tellShard(c, {
+      t: 'disconnect',
+      connId: c.id,
+      clientId: c.st.clientId,
+      publishWill: true,
+      qos2In: [...c.st.qos2In],
+    });
+  }
+
+  private close(c: Conn, o: { reason?: number; why: string; counter?: string; notifyShard?: boolean }): void {
+    if (c.closed) return;
+    if (o.counter) this.metrics.inc(o.counter);
+    this.log.debug({ clientId: c.st.clientId, remote: c.io.remote, why: o.why }, 'closing connection');
+    if (o.notifyShard !== false && c.st.phase !== 'closed') this.notifyLost(c, true);
+    // v5: the server may send DISCONNECT with a reason before closing [MQTT-4.13.2-1].
+    if (o.reason !== undefined && c.st.version === 5 && (c.st.phase === 'connected' || c.st.phase === 'connecting')) {
+      this.write(c, { cmd: 'disconnect', reasonCode: o.reason, properties: { reasonString: o.why } });
+    }
+    c.st.phase = 'closed';
+    c.closed = true;
+    this.flushConn(c);
+    c.io.end();
+  }
+
+  private tellShard(c: Conn, msg: ShardMsg): void {
+    this.shardRefs[c.st.shard]!.tell(msg);
+  }
+
+  // ------------------------------------------------------------ effects
+  private apply(c: Conn, effects: Effect[]): void {
+    for (const ef of effects) {
+      switch (ef.e) {
+        case 'send':
+          this.write(c, ef.packet);
+          break;
+        case 'shard':
+          if (ef.msg.t === 'connect') ef.msg.gw = this.opts.index;
+          this.tellShard(c, ef.msg);
+          break;
+        case 'route':
+          this.route(ef.msg);
+          break;
+        case 'auth':
+          this.runAuth(c, ef.username, ef.password);
+          break;
+        case 'count':
+          this.metrics.inc(ef.series);
+          break;
+        case 'close':
+          this.close(c, { reason: ef.reason, why: ef.why, counter: ef.counter });
+          break;
+      }
+    }
+  }
+
+  private runAuth(c: Conn, username: string | undefined, password: Buffer | undefined): void {
+    this.authenticate(username, password).then(
+      (result) => {
+        if (!c.closed) this.apply(c, afterAuth(c.st, result, this.env));
+      },
+      (err: unknown) => {
+        this.log.error({ err }, 'authentication failed with an error');
+        if (!c.closed) this.apply(c, afterAuth(c.st, 'not_authorized', this.env));
+      },
+    );
+  }
+
+  /** The publish path, step 1: route-table lookup, one message per interested shard. */
+  route(msg: AppMessage): void {
+    const mask = this.routes.lookup(msg.topic);
+    for (let i = 0; mask >>> i !== 0; i++) if (mask & (1 << i)) this.shardRefs[i]!.tell({ t: 'publish', msg });
+    if (msg.retain) this.coordinator.tell({ t: 'retain', msg });
+  }
+
+  private onDeliver(connId: number, out: Outbound[]): void {
+    const c = this.conns.get(connId);
+    if (!c || c.closed || c.st.phase !== 'connected') return;
+    for (const o of out) {
+      if (o.k === 'pub' && o.qos === 0 && c.io.bufferedBytes() + c.outBytes > this.opts.socketBufferHighWater) {
+        // A slow consumer: QoS 0 is dropped rather than buffered without bound.
+        this.metrics.inc('messages_dropped_total{reason="slow_consumer"}');
+        continue;
+      }
+      const packet = toPacket(o, c.st.version);
+      const size = this.write(c, packet);
+      if (size > c.st.maxPacketSizeOut && o.k === 'pub') {
+        // Too large for this client [MQTT-3.1.2-25]: discard, as if delivered.
+        this.unwrite(c, size);
+        this.metrics.inc('messages_dropped_total{reason="client_max_packet_size"}');
+        if (o.qos > 0) this.tellShard(c, { t: 'ack', connId, clientId: c.st.clientId, kind: 'pubcomp', packetId: o.packetId });
+        continue;
+      }
+      if (o.k === 'pub') this.metrics.inc(`messages_sent_total{qos="${o.qos}"}`);
+    }
+  }
+
+  private sendTo(connId: number, packet: Packet): void {
+    const c = this.conns.get(connId);
+    if (c && !c.closed) this.write(c, packet);
+  }
+
+  /** Encodes now, writes at the end of the turn: many packets to one socket, one write. */
+  private write(c: Conn, packet: Packet): number {
+    const buf = mqttPacket.generate(packet, { protocolVersion: c.st.version });
+    c.out.push(buf);
+    c.outBytes += buf.length;
+    this.dirty.add(c);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushAll);
+    }
+    return buf.length;
+  }
+
+  private unwrite(c: Conn, size: number): void {
+    c.out.pop();
+    c.outBytes -= size;
+  }
+
+  private readonly flushAll = (): void => {
+    this.flushScheduled = false;
+    for (const c of this.dirty) this.flushConn(c);
+    this.dirty.clear();
+  };
+
+  private flushConn(c: Conn): void {
+    if (c.out.length === 0) return;
+    const buf = c.out.length === 1 ? c.out[0]! : Buffer.concat(c.out, c.outBytes);
+    this.metrics.inc('bytes_sent_total', buf.length);
+    c.out = [];
+    c.outBytes = 0;
+    c.io.write(buf);
+  }
+
+  // ------------------------------------------------------------ housekeeping
+  private tick(): void {
+    const now = Date.now();
+    for (const c of this.conns.values()) {
+      // Keepalive: close after 1.5 x the interval without a packet [MQTT-3.1.2-24].
+      if (c.st.phase === 'connected' && c.st.keepalive > 0 && now - c.lastRead > c.st.keepalive * 1500) {
+        this.close(c, { reason: RC.KEEP_ALIVE_TIMEOUT, why: 'keepalive_timeout', counter: 'keepalive_timeouts_total' });
+      }
+    }
+    this.checkBackpressure();
+  }
+
+  /** Stop reading sockets while a peer thread is behind; resume when it caught up. */
+  private checkBackpressure(): void {
+    const congested = this.system.congested();
+    if (congested === this.paused) return;
+    this.paused = congested;
+    for (const c of this.conns.values()) congested ? c.io.pause() : c.io.resume();
+    if (congested) {
+      this.metrics.inc('backpressure_pauses_total');
+      const poll = setInterval(() => {
+        this.checkBackpressure();
+        if (!this.paused) clearInterval(poll);
+      }, 5);
+    }
+  }
+
+  private onShardDown(shard: number): void {
+    this.routes.dropShard(shard);
+    for (const c of [...this.conns.values()]) {
+      if (c.st.shard === shard && c.st.phase !== 'new')
+        this.close(c, { reason: RC.UNSPECIFIED_ERROR, why: 'session shard restarted', notifyShard: false });
+    }
+    this.shardRefs[shard]!.tell({ t: 'routeSync', gw: this.opts.index });
+  }
+
+  /** /metrics: the coordinator gathers every thread's snapshot and renders the text. */
+  requestMetrics(reply: (text: string) => void): void {
+    const reqId = ++this.metricsReq;
+    this.metricsWaiters.set(reqId, reply);
+    this.coordinator.tell({ t: 'metricsRequest', reqId, gw: this.opts.index });
+  }
+
+  snapshot() {
+    const by: Record<string, number> = { tcp: 0, ws: 0 };
+    for (const c of this.conns.values()) by[c.io.transport]!++;
+    this.metrics.set('connections{transport="tcp"}', by.tcp!);
+    this.metrics.set('connections{transport="ws"}', by.ws!);
+    this.metrics.mailboxDepth = () => this.system.mailboxDepth();
+    return this.metrics.snapshot();
+  }
+
+  /** Graceful stop: refuse new connections, tell clients (v5 0x8B), flush and close. */
+  shutdown(): void {
+    this.accepting = false;
+    clearInterval(this.timer);
+    for (const c of [...this.conns.values()]) this.close(c, { reason: RC.SERVER_SHUTTING_DOWN, why: 'server shutting down' });
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Wires one gateway: its actor, the authenticator (scrypt off the event loop on a
+ * piscina pool), the ACL, and the TCP and WebSocket/HTTP listeners. Used by the gateway
+ * thread entry and, with `gateways: 0`, on the main thread.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { ActorSystem } from '../runtime/system.js';
+import { shardCount, type Topology } from '../runtime/topology.js';
+import { shardOf } from '../runtime/sharding.js';
+import { gatewayName } from '../protocol/messages.js';
+import { Metrics } from '../admin/metrics.js';
+import { compileAcl } from '../auth/acl.js';
+import { createAuthenticator } from '../auth/authenticator.js';
+import { createHashPool, type HashPool } from '../auth/hash-pool.js';
+import { loadUsersFile } from '../auth/users-file.js';
+import { listenTcp, type TcpListener } from '../transport/tcp-listener.js';
+import { listenWs, type WsServer } from '../transport/ws-server.js';
+import { GatewayActor, type Authenticate } from './gateway-actor.js';
+import type { ChannelEnv } from '../channel/types.js';
+
+export interface GatewayHost {
+  actor: GatewayActor;
+  tcpPort?: number;
+  tcpFd?: number;
+  wsPort?: number;
+  /** Graceful stop: clients are told, sockets flushed, uWS closed. */
+  stop(): Promise<void>;
+  /** Emergency close of native handles before a crashing thread exits. */
+  closeNative(): void;
+}
+
+export async function startGatewayHost(o: {
+  system: ActorSystem;
+  index: number;
+  config: Config;
+  topology: Topology;
+  connCounter: Int32Array;
+  log: Logger;
+  tcpFd?: number;
+  tcpPort?: number;
+  wsPort?: number;
+}): Promise<GatewayHost> {
+  const { config, system, index } = o;
+  const log = o.log.child({ actor: gatewayName(index) });
+  const shards = shardCount(o.topology);
+  const limits = config.limits;
+  const env: ChannelEnv = {
+    limits,
+    acl: compileAcl(config.auth.acl, config.auth.aclDefault),
+    shardOf: (clientId) => shardOf(clientId, shards),
+    newClientId: () => `auto-${randomBytes(9).toString('base64url')}`,
+  };
+  // No users file: no password table, so only the anonymous rule applies and the pool
+  // that would verify hashes is never started.
+  const users = config.auth.usersFile ? await loadUsersFile(config.auth.usersFile) : null;
+  const pool: HashPool | undefined = users ? createHashPool({ maxThreads: 1 }) : undefined;
+  const auth = createAuthenticator({
+    allowAnonymous: config.auth.allowAnonymous,
+    users,
+    pool: pool ?? { verify: async () => false },
+  });
+  const authenticate: Authenticate = (u, p) => auth.authenticate(u, p);
+  const metrics = new Metrics(system.thread === 'main' ? 'main' : `gw${index}`);
+  const actor = new GatewayActor(
+    {
+      index,
+      shards,
+      maxConnections: limits.maxConnections,
+      socketBufferHighWater: limits.socketBufferHighWater,
+      maxPacketSize: limits.maxPacketSize,
+      connCounter: o.connCounter,
+    },
+    system,
+    env,
+    authenticate,
+    metrics,
+    log,
+  );
+  system.spawn(gatewayName(index), actor);
+  await actor.ready;
+
+  let tcp: TcpListener | undefined;
+  let ws: WsServer | undefined;
+  if (config.listeners.tcp.enabled) {
+    tcp = await listenTcp({ host: config.host, port: o.tcpPort ?? config.listeners.tcp.port, fd: o.tcpFd }, actor.accept);
+  }
+  if (config.listeners.ws.enabled) {
+    ws = await listenWs(
+      {
+        host: config.host,
+        port: o.wsPort ?? config.listeners.ws.port,
+        path: config.listeners.ws.path,
+        // A WebSocket message may carry one whole MQTT packet plus framing slack.
+        maxPayloadLength: limits.maxPacketSize + 16,
+      },
+      actor.accept,
+      {
+        get: {
+          '/healthz': (reply) => reply('200 OK', 'text/plain', 'ok\n'),
+          '/metrics': (reply) =>
+            actor.requestMetrics((text) => reply('200 OK', 'text/plain; version=0.0.4; charset=utf-8', text)),
+        },
+      },
+    );
+  }
+  log.debug({ tcp: tcp?.port, ws: ws?.port }, 'gateway listening');
+  let nativeClosed = false;
+  const closeNative = () => {
+    if (nativeClosed) return;
+    nativeClosed = true;
+    ws?.close();
+  };
+  return {
+    actor,
+    tcpPort: tcp?.port,
+    tcpFd: tcp?.fd,
+    wsPort: ws?.port,
+    closeNative,
+    stop: async () => {
+      actor.shutdown();
+      // Let the DISCONNECTs reach the sockets before the listeners and uWS go away.
+      await new Promise((r) => setTimeout(r, 50));
+      closeNative();
+      // uWS closes its sockets and loop handles on the next turns; a thread torn down with
+      // a live uWS handle aborts the process.
+      await new Promise((r) => setTimeout(r, 50));
+      // The TCP descriptor is shared by every gateway thread; closing it stops accepting
+      // for all of them, which is what a node-wide stop wants.
+      if (tcp) await new Promise<void>((r) => tcp!.server.close(() => r()));
+      await pool?.close();
+      metrics.close();
+    },
+  };
+}

@@ -1,0 +1,40 @@
+/**
+ * Control messages between the supervisor and a worker thread over the worker's
+ * parentPort (actor traffic uses the PortLinks). Declared here with the thread protocol.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { Config } from '../config/schema.js';
+import type { Topology } from '../runtime/topology.js';
+
+export interface LinkSpec {
+  thread: string;
+  port: MessagePort;
+  counters: Int32Array;
+  side: 0 | 1;
+}
+
+export interface WorkerInit {
+  role: 'gateway' | 'shard';
+  index: number;
+  thread: string;
+  config: Config;
+  topology: Topology;
+  links: LinkSpec[];
+  /** Gateways: node-wide connection counter. */
+  connCounter: Int32Array;
+  /** Gateways other than the first: the TCP listening descriptor and the bound ports. */
+  tcpFd?: number;
+  tcpPort?: number;
+  wsPort?: number;
+}
+
+export type ToWorker =
+  | { t: 'link'; link: LinkSpec }
+  | { t: 'unlink'; thread: string }
+  | { t: 'stop' }
+  | { t: 'crash' };
+
+export type FromWorker =
+  | { t: 'ready' }
+  | { t: 'listening'; tcpPort?: number; tcpFd?: number; wsPort?: number }
+  | { t: 'stopped' };

@@ -1,0 +1,53 @@
+/**
+ * The outbound window of one session: QoS 1 and 2 messages sent to the client and not yet
+ * acknowledged, in send order (a Map keeps insertion order, which is the order MQTT
+ * requires for redelivery on resume [MQTT-4.4.0-1]).
+ *
+ *   queue (waiting, bounded) --pump--> inflight (<= window) --PUBACK/PUBCOMP--> done
+ *                                         |  QoS 2: PUBREC moves the entry to 'pubrel'
+ */
+import type { AppMessage, QoS } from '../protocol/messages.js';
+
+export interface InflightEntry {
+  msg: AppMessage;
+  qos: QoS;
+  retain: boolean;
+  subIds?: number[];
+  /** 'publish': waiting for PUBACK/PUBREC; 'pubrel': PUBREL sent, waiting for PUBCOMP. */
+  state: 'publish' | 'pubrel';
+}
+
+export class Inflight {
+  private readonly entries = new Map<number, InflightEntry>();
+  private nextId = 1;
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Allocates a packet id not in use by this session (1..65535, never 0 [MQTT-2.3.1-1]). */
+  add(entry: InflightEntry): number {
+    if (this.entries.size >= 65535) throw new Error('no free packet identifier');
+    let id = this.nextId;
+    while (this.entries.has(id)) id = id === 65535 ? 1 : id + 1;
+    this.nextId = id === 65535 ? 1 : id + 1;
+    this.entries.set(id, entry);
+    return id;
+  }
+
+  get(id: number): InflightEntry | undefined {
+    return this.entries.get(id);
+  }
+
+  delete(id: number): boolean {
+    return this.entries.delete(id);
+  }
+
+  entriesInOrder(): IterableIterator<[number, InflightEntry]> {
+    return this.entries.entries();
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Messages waiting for a session: while it is offline, or beyond its inflight window.
+ * Bounded (limits.maxQueuedMessages): when full, the new message is refused and the
+ * caller counts it as dropped with reason `queue_full`, so memory per session is capped.
+ * A ring of slots keeps shift() O(1) without reallocating.
+ */
+import type { AppMessage, QoS } from '../protocol/messages.js';
+
+export interface QueuedMessage {
+  msg: AppMessage;
+  qos: QoS;
+  retain: boolean;
+  subIds?: number[];
+}
+
+export class MessageQueue {
+  private items: (QueuedMessage | undefined)[] = [];
+  private head = 0;
+  private count = 0;
+  readonly capacity: number;
+
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Returns false (and stores nothing) when the queue is full. */
+  push(m: QueuedMessage): boolean {
+    if (this.count >= this.capacity) return false;
+    if (this.count === this.items.length) this.grow();
+    this.items[(this.head + this.count) % this.items.length] = m;
+    this.count++;
+    return true;
+  }
+
+  shift(): QueuedMessage | undefined {
+    if (this.count === 0) return undefined;
+    const m = this.items[this.head];
+    this.items[this.head] = undefined;
+    this.head = (this.head + 1) % this.items.length;
+    this.count--;
+    return m;
+  }
+
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+    this.count = 0;
+  }
+
+  private grow(): void {
+    const n = Math.min(this.capacity, Math.max(8, this.items.length * 2));
+    const next: (QueuedMessage | undefined)[] = new Array(n);
+    for (let i = 0; i < this.count; i++) next[i] = this.items[(this.head + i) % this.items.length];
+    this.items = next;
+    this.head = 0;
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * A session: what the broker keeps for one client id between connections
+ * [MQTT-3.1.2-4]: subscriptions, messages waiting or inflight, inbound QoS 2 packet ids
+ * awaiting PUBREL, the will, and the expiry. Owned by exactly one shard.
+ */
+import type { SubOptions, WillMessage } from '../protocol/messages.js';
+import { Inflight } from './inflight.js';
+import { MessageQueue } from './message-queue.js';
+
+export interface Binding {
+  gw: number;
+  connId: number;
+}
+
+export class Session {
+  readonly clientId: string;
+  username?: string;
+  protocolVersion: 3 | 4 | 5 = 4;
+  readonly subs = new Map<string, SubOptions>();
+  readonly inflight = new Inflight();
+  readonly queue: MessageQueue;
+  /** The live connection, or null while the session is offline. */
+  binding: Binding | null = null;
+  will?: WillMessage;
+  /** Seconds after disconnect until the session is discarded; 0 = at disconnect. */
+  expiry = 0;
+  receiveMaximum = 65535;
+  qos2In: number[] = [];
+  expiryTimer?: NodeJS.Timeout;
+  willTimer?: NodeJS.Timeout;
+
+  constructor(clientId: string, queueCapacity: number) {
+    this.clientId = clientId;
+    this.queue = new MessageQueue(queueCapacity);
+  }
+
+  isBoundTo(connId: number): boolean {
+    return this.binding !== null && this.binding.connId === connId;
+  }
+
+  clearTimers(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    if (this.willTimer) clearTimeout(this.willTimer);
+    this.expiryTimer = undefined;
+    this.willTimer = undefined;
+  }
+}

@@ -1,0 +1,452 @@
+/**
+ * A session shard: owns the sessions whose client id hashes to it, the trie of their
+ * subscriptions, and the registry of which gateway holds each live client (takeover).
+ *
+ * Route table protocol: when this shard gains the first subscriber of a filter it tells
+ * every gateway (`routeAdd`, numbered) and holds the SUBACK until every gateway has
+ * acknowledged every routeAdd issued up to then; so once a client has its SUBACK, a
+ * publish through any gateway is routed here. Losing the last subscriber sends
+ * `routeDel` (no ack needed: a stale route only costs a wasted hop).
+ */
+import type { ActorRef, ActorSystem } from '../runtime/system.js';
+import {
+  COORDINATOR,
+  gatewayName,
+  shardName,
+  type AppMessage,
+  type CoordinatorMsg,
+  type GatewayMsg,
+  type QoS,
+  type ShardMsg,
+  type SubOptions,
+} from '../protocol/messages.js';
+import { TopicTrie } from '../router/topic-trie.js';
+import { Session } from './session.js';
+import type { Metrics } from '../admin/metrics.js';
+import type { Logger } from 'pino';
+import { gatewayOf } from '../gateway/conn-id.js';
+import { RC } from '../mqtt/reason-codes.js';
+
+export interface ShardOptions {
+  index: number;
+  gateways: number;
+  shards: number;
+  maxInflight: number;
+  maxQueuedMessages: number;
+  maxSubscriptionsPerClient: number;
+}
+
+interface PendingSuback {
+  needSeq: number;
+  gw: number;
+  msg: GatewayMsg;
+  after?: CoordinatorMsg;
+}
+
+export class ShardActor {
+  private readonly sessions = new Map<string, Session>();
+  private readonly trie = new TopicTrie<Map<string, SubOptions>>();
+  private readonly gateways: ActorRef<GatewayMsg>[] = [];
+  private readonly shards: ActorRef<ShardMsg>[] = [];
+  private readonly coordinator: ActorRef<CoordinatorMsg>;
+  private routeSeq = 0;
+  private readonly ackedSeq: number[];
+  private pending: PendingSuback[] = [];
+  // Reused per publish: client id -> merged delivery (overlapping subscriptions).
+  private readonly matched = new Map<string, { qos: QoS; rap: boolean; nl: boolean; subIds?: number[] }>();
+
+  constructor(
+    private readonly opts: ShardOptions,
+    system: ActorSystem,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {
+    for (let i = 0; i < opts.gateways; i++) this.gateways.push(system.ref(gatewayName(i)));
+    for (let i = 0; i < opts.shards; i++) this.shards.push(system.ref(shardName(i)));
+    this.coordinator = system.ref(COORDINATOR);
+    this.ackedSeq = new Array(opts.gateways).fill(0);
+  }
+
+  receive(m: ShardMsg): void {
+    switch (m.t) {
+      case 'publish':
+        return this.onPublish(m.msg);
+      case 'ack':
+        return this.onAck(m);
+      case 'connect':
+        return this.onConnect(m);
+      case 'disconnect':
+        return this.onDisconnect(m);
+      case 'subscribe':
+        return this.onSubscribe(m);
+      case 'unsubscribe':
+        return this.onUnsubscribe(m);
+      case 'retained':
+        return this.onRetained(m);
+      case 'routeAck':
+        return this.onRouteAck(m.gw, m.seq);
+      case 'routeSync':
+        return this.onRouteSync(m.gw);
+      case 'gatewayDown':
+        return this.onGatewayDown(m.gw);
+      case 'collectMetrics':
+        return this.coordinator.tell({ t: 'metricsReport', reqId: m.reqId, snapshot: this.snapshot() });
+      case 'crash':
+        setImmediate(() => {
+          throw new Error('test hook: shard crash requested');
+        });
+        return;
+    }
+  }
+
+  // ------------------------------------------------------------ sessions
+  private onConnect(m: Extract<ShardMsg, { t: 'connect' }>): void {
+    let s = this.sessions.get(m.clientId);
+    if (s?.binding) {
+      // Session takeover [MQTT-3.1.4-3]: close the existing connection (v5 reason 0x8E).
+      // It ended without DISCONNECT, so its will goes out unless the new connection
+      // resumes the session before the will delay runs out.
+      this.gateways[s.binding.gw]!.tell({
+        t: 'kick',
+        connId: s.binding.connId,
+        reason: RC.SESSION_TAKEN_OVER,
+        message: 'session taken over by another connection',
+      });
+      this.metrics.inc('session_takeovers_total');
+      s.binding = null;
+      if (s.will && (s.will.delay === 0 || m.cleanStart)) this.publishWill(s);
+    }
+    if (s && m.cleanStart) {
+      // Clean start discards the existing session [MQTT-3.1.2-4].
+      this.destroy(s);
+      s = undefined;
+    }
+    const sessionPresent = s !== undefined;
+    if (!s) {
+      s = new Session(m.clientId, this.opts.maxQueuedMessages);
+      this.sessions.set(m.clientId, s);
+    }
+    // A reconnect before the will delay or session expiry ran out cancels both.
+    s.clearTimers();
+    s.binding = { gw: m.gw, connId: m.connId };
+    s.username = m.username;
+    s.protocolVersion = m.protocolVersion;
+    s.will = m.will;
+    s.expiry = m.expiry;
+    s.receiveMaximum = m.receiveMaximum;
+    this.gateways[m.gw]!.tell({ t: 'connack', connId: m.connId, sessionPresent, qos2In: s.qos2In });
+    if (sessionPresent) this.resume(s);
+  }
+
+  /** Resend unacknowledged messages in order with DUP set [MQTT-4.4.0-1], then the queue. */
+  private resume(s: Session): void {
+    const gw = this.gateways[s.binding!.gw]!;
+    const connId = s.binding!.connId;
+    for (const [packetId, e] of s.inflight.entriesInOrder()) {
+      if (e.state === 'pubrel') gw.tell({ t: 'deliver', connId, out: [{ k: 'pubrel', packetId }] });
+      else
+        gw.tell({
+          t: 'deliver',
+          connId,
+          out: [{ k: 'pub', msg: e.msg, qos: e.qos, packetId, dup: true, retain: e.retain, subIds: e.subIds }],
+        });
+    }
+    this.pump(s);
+  }
+
+  private onDisconnect(m: Extract<ShardMsg, { t: 'disconnect' }>): void {
+    const s = this.sessions.get(m.clientId);
+    if (!s || !s.isBoundTo(m.connId)) return; // a connection already taken over
+    s.binding = null;
+    s.qos2In = m.qos2In;
+    if (m.expiry !== undefined) s.expiry = m.expiry;
+    this.detached(s, m.publishWill);
+  }
+
+  private detached(s: Session, publishWill: boolean): void {
+    if (!publishWill) s.will = undefined; // normal DISCONNECT discards the will [MQTT-3.14.4-3]
+    if (s.will) {
+      if (s.will.delay === 0 || s.expiry === 0) this.publishWill(s);
+      else s.willTimer = setTimeout(() => this.publishWill(s), Math.min(s.will.delay, s.expiry) * 1000);
+    }
+    if (s.expiry === 0) this.destroy(s);
+    else if (s.expiry < 0xffffffff) s.expiryTimer = setTimeout(() => this.expire(s), s.expiry * 1000);
+  }
+
+  private expire(s: Session): void {
+    if (s.binding) return;
+    this.metrics.inc('sessions_expired_total');
+    if (s.will) this.publishWill(s); // the session ends before the will delay [MQTT-3.1.3-9]
+    this.destroy(s);
+  }
+
+  private publishWill(s: Session): void {
+    const will = s.will;
+    s.will = undefined;
+    if (s.willTimer) clearTimeout(s.willTimer);
+    s.willTimer = undefined;
+    if (!will) return;
+    this.metrics.inc('wills_published_total');
+    this.publishInternal(will.msg);
+  }
+
+  /** A broker-made publish (wills): every shard matches it, the coordinator keeps it if retained. */
+  private publishInternal(msg: AppMessage): void {
+    for (const sh of this.shards) sh.tell({ t: 'publish', msg });
+    if (msg.retain) this.coordinator.tell({ t: 'retain', msg });
+  }
+
+  private destroy(s: Session): void {
+    s.clearTimers();
+    const gone: string[] = [];
+    for (const filter of s.subs.keys()) if (this.removeSub(s.clientId, filter)) gone.push(filter);
+    s.subs.clear();
+    s.inflight.clear();
+    s.queue.clear();
+    if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
+    this.routeDel(gone);
+  }
+
+  private onGatewayDown(gw: number): void {
+    // Every connection of that gateway is gone: treat each as a lost connection.
+    for (const s of [...this.sessions.values()]) {
+      if (s.binding && s.binding.gw === gw) {
+        s.binding = null;
+        this.detached(s, true);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ subscriptions
+  private onSubscribe(m: Extract<ShardMsg, { t: 'subscribe' }>): void {
+    const s = this.sessions.get(m.clientId);
+    if (!s || !s.isBoundTo(m.connId)) return;
+    const codes: number[] = [];
+    const added: string[] = [];
+    const forRetained: Array<{ filter: string; opts: SubOptions }> = [];
+    for (const r of m.subs) {
+      if (r.code >= 0x80) {
+        codes.push(r.code);
+        continue;
+      }
+      const existed = s.subs.has(r.filter);
+      if (!existed && s.subs.size >= this.opts.maxSubscriptionsPerClient) {
+        this.metrics.inc('subscriptions_refused_total{reason="quota"}');
+        codes.push(s.protocolVersion === 5 ? RC.QUOTA_EXCEEDED : RC.FAILURE_V3);
+        continue;
+      }
+      const opts: SubOptions = { qos: r.qos, noLocal: r.noLocal, retainAsPublished: r.retainAsPublished };
+      if (m.subId !== undefined) opts.subId = m.subId;
+      // A subscription with the same filter replaces the old one [MQTT-3.8.4-3].
+      s.subs.set(r.filter, opts);
+      let subscribers = this.trie.get(r.filter);
+      if (!subscribers) {
+        subscribers = new Map();
+        this.trie.set(r.filter, subscribers);
+        added.push(r.filter);
+      }
+      subscribers.set(s.clientId, opts);
+      codes.push(r.qos);
+      // Retain Handling: 0 always, 1 only for a new subscription, 2 never [MQTT-3.3.1-9..11].
+      if (r.retainHandling === 0 || (r.retainHandling === 1 && !existed)) forRetained.push({ filter: r.filter, opts });
+    }
+    const gw = gatewayOf(m.connId);
+    const suback: GatewayMsg = { t: 'suback', connId: m.connId, packetId: m.packetId, codes };
+    const after: CoordinatorMsg | undefined =
+      forRetained.length > 0
+        ? { t: 'retainedRequest', shard: this.opts.index, clientId: s.clientId, connId: m.connId, subs: forRetained }
+        : undefined;
+    if (added.length > 0) {
+      this.routeSeq++;
+      for (const g of this.gateways) g.tell({ t: 'routeAdd', shard: this.opts.index, filters: added, seq: this.routeSeq });
+    }
+    this.pending.push({ needSeq: this.routeSeq, gw, msg: suback, after });
+    this.releaseSubacks();
+  }
+
+  private onUnsubscribe(m: Extract<ShardMsg, { t: 'unsubscribe' }>): void {
+    const s = this.sessions.get(m.clientId);
+    if (!s || !s.isBoundTo(m.connId)) return;
+    const codes: number[] = [];
+    const gone: string[] = [];
+    for (const f of m.filters) {
+      if (s.subs.delete(f)) {
+        codes.push(RC.SUCCESS);
+        if (this.removeSub(s.clientId, f)) gone.push(f);
+      } else codes.push(RC.NO_SUBSCRIPTION_EXISTED);
+    }
+    this.routeDel(gone);
+    // UNSUBACK has no route dependency, but it must not overtake a pending SUBACK of the
+    // same client, so it takes the same queue.
+    this.pending.push({ needSeq: this.routeSeq, gw: gatewayOf(m.connId), msg: { t: 'unsuback', connId: m.connId, packetId: m.packetId, codes } });
+    this.releaseSubacks();
+  }
+
+  /** Removes one subscriber; true when the filter has no subscriber left on this shard. */
+  private removeSub(clientId: string, filter: string): boolean {
+    const subscribers = this.trie.get(filter);
+    if (!subscribers) return false;
+    subscribers.delete(clientId);
+    if (subscribers.size > 0) return false;
+    this.trie.delete(filter);
+    return true;
+  }
+
+  private routeDel(filters: string[]): void {
+    if (filters.length === 0) return;
+    for (const g of this.gateways) g.tell({ t: 'routeDel', shard: this.opts.index, filters });
+  }
+
+  private onRouteAck(gw: number, seq: number): void {
+    // Acks arrive in order per gateway; the smallest acknowledged seq over all gateways
+    // is the newest route every gateway has.
+    if (this.ackedSeq[gw]! < seq) this.ackedSeq[gw] = seq;
+    this.releaseSubacks();
+  }
+
+  private releaseSubacks(): void {
+    let min = Infinity;
+    for (const a of this.ackedSeq) if (a < min) min = a;
+    let i = 0;
+    while (i < this.pending.length && this.pending[i]!.needSeq <= min) {
+      const p = this.pending[i++]!;
+      this.gateways[p.gw]!.tell(p.msg);
+      if (p.after) this.coordinator.tell(p.after);
+    }
+    if (i > 0) this.pending = this.pending.slice(i);
+  }
+
+  private onRouteSync(gw: number): void {
+    const filters: string[] = [];
+    for (const [f] of this.trie.filters()) filters.push(f);
+    this.ackedSeq[gw] = this.routeSeq; // the snapshot carries every route up to now
+    this.gateways[gw]!.tell({ t: 'routeSnapshot', shard: this.opts.index, filters });
+    this.releaseSubacks();
+  }
+
+  // ------------------------------------------------------------ delivery
+  private onPublish(msg: AppMessage): void {
+    const matched = this.matched;
+    this.trie.match(msg.topic, (subscribers) => {
+      for (const [clientId, o] of subscribers) {
+        const prev = matched.get(clientId);
+        if (!prev) {
+          matched.set(clientId, { qos: o.qos, rap: o.retainAsPublished, nl: o.noLocal, subIds: o.subId !== undefined ? [o.subId] : undefined });
+        } else {
+          // Overlapping subscriptions: one delivery at the highest QoS [MQTT-3.3.5-1], with
+          // every matching Subscription Identifier [MQTT-3.3.4-3].
+          if (o.qos > prev.qos) prev.qos = o.qos;
+          prev.rap ||= o.retainAsPublished;
+          prev.nl &&= o.noLocal;
+          if (o.subId !== undefined) (prev.subIds ??= []).push(o.subId);
+        }
+      }
+    });
+    if (matched.size === 0) return;
+    for (const [clientId, d] of matched) {
+      // No Local: not back to the publishing client [MQTT-3.8.3-3].
+      if (d.nl && msg.origin === clientId) continue;
+      const s = this.sessions.get(clientId);
+      if (!s) continue;
+      const qos = (msg.qos < d.qos ? msg.qos : d.qos) as QoS;
+      // Retain is cleared on live delivery unless Retain As Published [MQTT-3.3.1-12].
+      this.enqueue(s, msg, qos, d.rap ? msg.retain : false, d.subIds);
+    }
+    matched.clear();
+  }
+
+  private onRetained(m: Extract<ShardMsg, { t: 'retained' }>): void {
+    const s = this.sessions.get(m.clientId);
+    if (!s || !s.isBoundTo(m.connId)) return;
+    for (const { msg, opts } of m.msgs) {
+      const qos = (msg.qos < opts.qos ? msg.qos : opts.qos) as QoS;
+      // Retained messages sent because of a new subscription keep RETAIN=1 [MQTT-3.3.1-8].
+      this.enqueue(s, msg, qos, true, opts.subId !== undefined ? [opts.subId] : undefined);
+    }
+  }
+
+  private enqueue(s: Session, msg: AppMessage, qos: QoS, retain: boolean, subIds?: number[]): void {
+    if (msg.props?.expiresAt !== undefined && msg.props.expiresAt <= Date.now()) {
+      this.metrics.inc('messages_dropped_total{reason="expired"}');
+      return;
+    }
+    if (s.binding) {
+      if (qos === 0) {
+        this.gateways[s.binding.gw]!.tell({
+          t: 'deliver',
+          connId: s.binding.connId,
+          out: [{ k: 'pub', msg, qos: 0, packetId: 0, dup: false, retain, subIds }],
+        });
+        return;
+      }
+      if (s.queue.size === 0 && s.inflight.size < this.window(s)) {
+        this.send(s, msg, qos, retain, subIds);
+        return;
+      }
+    } else if (qos === 0) {
+      // QoS 0 messages are not kept for offline sessions (the spec allows either).
+      this.metrics.inc('messages_dropped_total{reason="offline_qos0"}');
+      return;
+    }
+    if (!s.queue.push({ msg, qos, retain, subIds })) this.metrics.inc('messages_dropped_total{reason="queue_full"}');
+  }
+
+  private window(s: Session): number {
+    return Math.min(this.opts.maxInflight, s.receiveMaximum);
+  }
+
+  private send(s: Session, msg: AppMessage, qos: QoS, retain: boolean, subIds?: number[]): void {
+    const packetId = s.inflight.add({ msg, qos, retain, subIds, state: 'publish' });
+    this.gateways[s.binding!.gw]!.tell({
+      t: 'deliver',
+      connId: s.binding!.connId,
+      out: [{ k: 'pub', msg, qos, packetId, dup: false, retain, subIds }],
+    });
+  }
+
+  private pump(s: Session): void {
+    while (s.binding && s.queue.size > 0 && s.inflight.size < this.window(s)) {
+      const q = s.queue.shift()!;
+      if (q.msg.props?.expiresAt !== undefined && q.msg.props.expiresAt <= Date.now()) {
+        this.metrics.inc('messages_dropped_total{reason="expired"}');
+        continue;
+      }
+      this.send(s, q.msg, q.qos, q.retain, q.subIds);
+    }
+  }
+
+  private onAck(m: Extract<ShardMsg, { t: 'ack' }>): void {
+    const s = this.sessions.get(m.clientId);
+    if (!s || !s.isBoundTo(m.connId)) return;
+    const e = s.inflight.get(m.packetId);
+    if (!e) return;
+    if (m.kind === 'pubrec' && e.qos === 2) {
+      // QoS 2, second step: keep the id until PUBCOMP [MQTT-4.3.3-3].
+      e.state = 'pubrel';
+      this.gateways[s.binding!.gw]!.tell({ t: 'deliver', connId: m.connId, out: [{ k: 'pubrel', packetId: m.packetId }] });
+      return;
+    }
+    s.inflight.delete(m.packetId);
+    this.pump(s);
+  }
+
+  // ------------------------------------------------------------ metrics
+  private snapshot() {
+    let subscriptions = 0;
+    let queued = 0;
+    let inflight = 0;
+    let online = 0;
+    for (const s of this.sessions.values()) {
+      subscriptions += s.subs.size;
+      queued += s.queue.size;
+      inflight += s.inflight.size;
+      if (s.binding) online++;
+    }
+    this.metrics.set('sessions', this.sessions.size);
+    this.metrics.set('sessions_online', online);
+    this.metrics.set('subscriptions', subscriptions);
+    this.metrics.set('messages_queued', queued);
+    this.metrics.set('messages_inflight', inflight);
+    return this.metrics.snapshot();
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * One client connection as the gateway sees it, whatever the transport. TCP (node:net)
+ * and WebSocket (uWebSockets.js) both implement ConnIO; the gateway gives each accepted
+ * connection a ConnSink for the bytes that arrive.
+ */
+export interface ConnIO {
+  readonly transport: 'tcp' | 'ws';
+  readonly remote: string;
+  /** Writes now (the gateway already batched everything for this turn). */
+  write(data: Buffer): void;
+  /** Bytes accepted by write() and not yet handed to the kernel. */
+  bufferedBytes(): number;
+  /** Flushes what was written, then closes. Safe to call twice. */
+  end(): void;
+  /** Stops reading (TCP only; WebSocket reads cannot be paused and are bounded by maxPayloadLength). */
+  pause(): void;
+  resume(): void;
+}
+
+export interface ConnSink {
+  data(chunk: Buffer): void;
+  closed(): void;
+  /** The socket drained below its high-water mark (so QoS 0 messages flow again). */
+  drained(): void;
+}
+
+export type Accept = (io: ConnIO) => ConnSink | null;
