@@ -69,6 +69,7 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
   const log = opts.logger ?? createLogger(config.log.level, MAIN);
   const system = new ActorSystem(MAIN, placementOf(topology));
   system.onActorError = (actor, err) => log.error({ err, actor }, 'actor failed on a message');
+  const connCounter = new Int32Array(new SharedArrayBuffer(4));
   const metrics = new Metrics('main');
   metrics.mailboxDepth = () => system.mailboxDepth();
   const coordinator = new CoordinatorActor(
@@ -78,13 +79,13 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
       maxRetainedMessages: config.limits.maxRetainedMessages,
       version: VERSION,
       sysInterval: 10,
+      connCounter,
     },
     system,
     metrics,
     log.child({ actor: COORDINATOR }),
   );
   system.spawn(COORDINATOR, coordinator);
-  const connCounter = new Int32Array(new SharedArrayBuffer(4));
   const threads = new Map<string, ThreadRec>();
   const restarts = { gateway: 0, shard: 0 };
   let closing = false;

@@ -31,6 +31,7 @@ const HELP: Record<string, string> = {
   auth_failures_total: 'CONNECTs refused for bad credentials or authorisation',
   publish_denied_total: 'PUBLISH refused by the ACL',
   wills_published_total: 'Will messages published',
+  connect_timeouts_total: 'Connections closed because CONNECT did not complete in time',
   keepalive_timeouts_total: 'Connections closed because keepalive expired',
   event_loop_delay_ms: 'Event loop delay per thread (since the previous scrape)',
   mailbox_depth: 'Actor messages waiting in the run queue of each thread',

@@ -64,6 +64,7 @@ export interface LimitsConfig {
   readonly maxRetainedMessages: number;
   readonly socketBufferHighWater: number;
   readonly maxKeepAlive: number;
+  readonly connectTimeout: number;
 }
 
 export interface AuthConfig {
@@ -210,6 +211,8 @@ export const SCHEMA: SchemaOf<Config> = {
     socketBufferHighWater: int(1_048_576, 1, INT32_MAX, 'Bytes queued on a slow socket before QoS 0 messages to it are dropped.'),
     // Keep Alive is a two-byte field; MQTT 5 servers may impose it via Server Keep Alive.
     maxKeepAlive: int(65_535, 1, 65_535, 'Maximum keep-alive in seconds granted to clients.'),
+    // A socket that never completes CONNECT must not hold a descriptor forever.
+    connectTimeout: int(10, 1, 3600, 'Seconds a new connection may take to send CONNECT and be accepted before it is closed.'),
   },
   auth: {
     allowAnonymous: bool(true, 'Accept clients that send no username.'),

@@ -25,6 +25,8 @@ export interface CoordinatorOptions {
   version: string;
   /** Seconds between $SYS updates; 0 = off. */
   sysInterval: number;
+  /** Node-wide open-connection counter (shared with the gateways). */
+  connCounter: Int32Array;
 }
 
 interface Gathering {
@@ -119,6 +121,7 @@ export class CoordinatorActor {
     sys('version', `switchboard ${this.opts.version}`);
     sys('uptime', `${Math.round((Date.now() - this.started) / 1000)} seconds`);
     sys('retained messages/count', this.retained.size);
+    sys('clients/connected', Atomics.load(this.opts.connCounter, 0));
   }
 
   close(): void {

@@ -32,6 +32,8 @@ export interface GatewayOptions {
   maxConnections: number;
   socketBufferHighWater: number;
   maxPacketSize: number;
+  /** Seconds to complete CONNECT/CONNACK before the socket is closed. */
+  connectTimeout: number;
   /** Node-wide open-connection counter shared by every gateway (Int32Array over a SAB). */
   connCounter: Int32Array;
 }
@@ -50,6 +52,7 @@ interface Conn {
   out: Buffer[];
   outBytes: number;
   lastRead: number;
+  opened: number;
   early: Packet[];
   closed: boolean;
 }
@@ -166,6 +169,7 @@ export class GatewayActor {
       out: [],
       outBytes: 0,
       lastRead: Date.now(),
+      opened: Date.now(),
       early: [],
       closed: false,
     };
@@ -362,8 +366,11 @@ export class GatewayActor {
     const now = Date.now();
     for (const c of this.conns.values()) {
       // Keepalive: close after 1.5 x the interval without a packet [MQTT-3.1.2-24].
-      if (c.st.phase === 'connected' && c.st.keepalive > 0 && now - c.lastRead > c.st.keepalive * 1500) {
-        this.close(c, { reason: RC.KEEP_ALIVE_TIMEOUT, why: 'keepalive_timeout', counter: 'keepalive_timeouts_total' });
+      if (c.st.phase === 'connected') {
+        if (c.st.keepalive > 0 && now - c.lastRead > c.st.keepalive * 1500)
+          this.close(c, { reason: RC.KEEP_ALIVE_TIMEOUT, why: 'keepalive_timeout', counter: 'keepalive_timeouts_total' });
+      } else if (now - c.opened > this.opts.connectTimeout * 1000) {
+        this.close(c, { why: 'connect_timeout', counter: 'connect_timeouts_total' });
       }
     }
     this.checkBackpressure();

@@ -70,6 +70,7 @@ export async function startGatewayHost(o: {
       maxConnections: limits.maxConnections,
       socketBufferHighWater: limits.socketBufferHighWater,
       maxPacketSize: limits.maxPacketSize,
+      connectTimeout: limits.connectTimeout,
       connCounter: o.connCounter,
     },
     system,

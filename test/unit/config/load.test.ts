@@ -46,6 +46,7 @@ describe('DEFAULTS', () => {
       maxRetainedMessages: 100000,
       socketBufferHighWater: 1048576,
       maxKeepAlive: 65535,
+      connectTimeout: 10,
     });
     expect(DEFAULTS.auth).toEqual({ allowAnonymous: true, usersFile: null, aclDefault: 'allow', acl: [] });
     expect(DEFAULTS.log).toEqual({ level: 'info' });
