@@ -11,11 +11,11 @@ import type { AppMessage, WillMessage } from '../protocol/messages.js';
 import { propsFromPublish } from './message-props.js';
 import { protocolError, type ChannelEnv, type ChannelState, type Effect, type Handler } from './types.js';
 
-function refuse(st: ChannelState, v5: number, v3: number, why: string): Effect[] {
+function refuse(st: ChannelState, v5: number, v3: number, why: string, counter = 'auth_failures_total'): Effect[] {
   st.phase = 'closed';
   return [
     { e: 'send', packet: { cmd: 'connack', sessionPresent: false, ...(st.version === 5 ? { reasonCode: v5 } : { returnCode: v3 }) } },
-    { e: 'close', why, counter: 'auth_failures_total' },
+    { e: 'close', why, counter },
   ];
 }
 
@@ -36,6 +36,12 @@ export const handleConnect: Handler<IConnectPacket> = (st, p, env) => {
   }
   st.clientId = clientId;
   st.username = p.username;
+  const cp = p.properties;
+  if (st.version === 5 && (cp?.receiveMaximum === 0 || cp?.maximumPacketSize === 0)) {
+    // Receive Maximum 0 and Maximum Packet Size 0 are protocol errors [MQTT-3.1.2.11.3/4].
+    const why = cp.receiveMaximum === 0 ? 'receive_maximum_zero' : 'maximum_packet_size_zero';
+    return refuse(st, RC.PROTOCOL_ERROR, CONNACK_V3.NOT_AUTHORIZED, why, `protocol_errors_total{reason="${why}"}`);
+  }
   if (p.will) {
     if (validateTopicName(p.will.topic, limits) !== null)
       return refuse(st, RC.TOPIC_NAME_INVALID, CONNACK_V3.NOT_AUTHORIZED, 'bad_will_topic');

@@ -37,8 +37,10 @@ export const handlePublish: Handler<IPublishPacket> = (st, p, env) => {
       out.push({ e: 'send', packet: { cmd: 'pubrec', messageId: id } });
       return out;
     }
-    if (st.qos2In.size >= env.limits.maxInflight) {
-      // More unreleased QoS 2 messages than our Receive Maximum [MQTT-3.3.4-7].
+    if (st.version === 5 && st.qos2In.size >= env.limits.maxInflight) {
+      // More unreleased QoS 2 messages than our Receive Maximum [MQTT-3.3.4-7]. 3.1.1 has
+      // no Receive Maximum to tell the client, so no such limit; its 16-bit packet ids
+      // bound the set anyway.
       return protocolError(st, RC.RECEIVE_MAXIMUM_EXCEEDED, 'receive_maximum');
     }
     st.qos2In.add(id);

@@ -56,6 +56,9 @@ export class CoordinatorActor {
     for (let i = 0; i < opts.shards; i++) this.shards.push(system.ref(shardName(i)));
     this.retained = new RetainedStore(opts.maxRetainedMessages);
     if (opts.sysInterval > 0) {
+      // Once now, so the (retained) $SYS tree is there for the first subscribers rather
+      // than only after the first interval; no session exists yet to deliver it to.
+      this.publishSys();
       this.sysTimer = setInterval(() => this.publishSys(), opts.sysInterval * 1000);
       this.sysTimer.unref();
     }

@@ -6,6 +6,7 @@
 import type { SubOptions, WillMessage } from '../protocol/messages.js';
 import { Inflight } from './inflight.js';
 import { MessageQueue } from './message-queue.js';
+import type { LongTimer } from './long-timeout.js';
 
 export interface Binding {
   gw: number;
@@ -26,8 +27,8 @@ export class Session {
   expiry = 0;
   receiveMaximum = 65535;
   qos2In: number[] = [];
-  expiryTimer?: NodeJS.Timeout;
-  willTimer?: NodeJS.Timeout;
+  expiryTimer?: LongTimer;
+  willTimer?: LongTimer;
 
   constructor(clientId: string, queueCapacity: number) {
     this.clientId = clientId;
@@ -39,8 +40,8 @@ export class Session {
   }
 
   clearTimers(): void {
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    if (this.willTimer) clearTimeout(this.willTimer);
+    this.expiryTimer?.cancel();
+    this.willTimer?.cancel();
     this.expiryTimer = undefined;
     this.willTimer = undefined;
   }

@@ -26,6 +26,7 @@ import type { Metrics } from '../admin/metrics.js';
 import type { Logger } from 'pino';
 import { gatewayOf } from '../gateway/conn-id.js';
 import { RC } from '../mqtt/reason-codes.js';
+import { longTimeout } from './long-timeout.js';
 
 export interface ShardOptions {
   index: number;
@@ -117,7 +118,9 @@ export class ShardActor {
       if (s.will && (s.will.delay === 0 || m.cleanStart)) this.publishWill(s);
     }
     if (s && m.cleanStart) {
-      // Clean start discards the existing session [MQTT-3.1.2-4].
+      // Clean start discards the existing session [MQTT-3.1.2-4]; the session ends, so a
+      // will still waiting for its delay goes out now [MQTT-3.1.3-9].
+      if (s.will && s.willTimer) this.publishWill(s);
       this.destroy(s);
       s = undefined;
     }
@@ -167,10 +170,10 @@ export class ShardActor {
     if (!publishWill) s.will = undefined; // normal DISCONNECT discards the will [MQTT-3.14.4-3]
     if (s.will) {
       if (s.will.delay === 0 || s.expiry === 0) this.publishWill(s);
-      else s.willTimer = setTimeout(() => this.publishWill(s), Math.min(s.will.delay, s.expiry) * 1000);
+      else s.willTimer = longTimeout(() => this.publishWill(s), Math.min(s.will.delay, s.expiry) * 1000);
     }
     if (s.expiry === 0) this.destroy(s);
-    else if (s.expiry < 0xffffffff) s.expiryTimer = setTimeout(() => this.expire(s), s.expiry * 1000);
+    else if (s.expiry < 0xffffffff) s.expiryTimer = longTimeout(() => this.expire(s), s.expiry * 1000);
   }
 
   private expire(s: Session): void {
@@ -183,7 +186,7 @@ export class ShardActor {
   private publishWill(s: Session): void {
     const will = s.will;
     s.will = undefined;
-    if (s.willTimer) clearTimeout(s.willTimer);
+    s.willTimer?.cancel();
     s.willTimer = undefined;
     if (!will) return;
     this.metrics.inc('wills_published_total');

@@ -1,0 +1,706 @@
+import { describe, it, expect, afterEach, vi } from 'vitest';
+import type { Logger } from 'pino';
+import { ActorSystem } from '../../../src/runtime/system.js';
+import { ShardActor, type ShardOptions } from '../../../src/session/shard-actor.js';
+import { Metrics } from '../../../src/admin/metrics.js';
+import { makeConnId } from '../../../src/gateway/conn-id.js';
+import {
+  COORDINATOR,
+  gatewayName,
+  shardName,
+  type AppMessage,
+  type CoordinatorMsg,
+  type GatewayMsg,
+  type Outbound,
+  type QoS,
+  type ShardMsg,
+  type SubRequest,
+  type WillMessage,
+} from '../../../src/protocol/messages.js';
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+const silentLog = {
+  child: () => silentLog,
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+  debug: () => {},
+  trace: () => {},
+} as unknown as Logger;
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+  vi.useRealTimers();
+});
+
+interface Harness {
+  sys: ActorSystem;
+  shard: (m: ShardMsg) => void;
+  /** Everything each gateway received, in order. */
+  gw: GatewayMsg[][];
+  coord: CoordinatorMsg[];
+  metrics: Metrics;
+  /** Takes (and forgets) what gateway `i` received so far. */
+  take(i?: number): GatewayMsg[];
+  /** Acknowledges every routeAdd that gateway `i` has seen so far. */
+  ackRoutes(i?: number): void;
+  connect(clientId: string, o?: Partial<Extract<ShardMsg, { t: 'connect' }>>): number;
+  subscribe(clientId: string, connId: number, subs: Array<Partial<SubRequest> & { filter: string }>, subId?: number): void;
+  publish(topic: string, qos: QoS, payload?: string, over?: Partial<AppMessage>): void;
+}
+
+function harness(opts: Partial<ShardOptions> = {}): Harness {
+  const o: ShardOptions = {
+    index: 0,
+    gateways: 1,
+    shards: 1,
+    maxInflight: 10,
+    maxQueuedMessages: 100,
+    maxSubscriptionsPerClient: 50,
+    ...opts,
+  };
+  const sys = new ActorSystem('t', () => 't');
+  const gw: GatewayMsg[][] = [];
+  const routeAdds: Array<Array<{ seq: number }>> = [];
+  for (let i = 0; i < o.gateways; i++) {
+    const box: GatewayMsg[] = [];
+    const adds: Array<{ seq: number }> = [];
+    gw.push(box);
+    routeAdds.push(adds);
+    sys.spawn<GatewayMsg>(gatewayName(i), {
+      receive(m) {
+        box.push(m);
+        if (m.t === 'routeAdd') adds.push({ seq: m.seq });
+      },
+    });
+  }
+  const coord: CoordinatorMsg[] = [];
+  sys.spawn<CoordinatorMsg>(COORDINATOR, { receive: (m) => void coord.push(m) });
+  const metrics = new Metrics('shard0');
+  cleanups.push(() => metrics.close());
+  const actor = new ShardActor(o, sys, metrics, silentLog);
+  const ref = sys.spawn<ShardMsg>(shardName(o.index), actor);
+  let counter = 0;
+  const h: Harness = {
+    sys,
+    shard: (m) => ref.tell(m),
+    gw,
+    coord,
+    metrics,
+    take(i = 0) {
+      return gw[i]!.splice(0);
+    },
+    ackRoutes(i = 0) {
+      for (const a of routeAdds[i]!.splice(0)) ref.tell({ t: 'routeAck', gw: i, seq: a.seq });
+    },
+    connect(clientId, over = {}) {
+      const g = over.gw ?? 0;
+      const connId = over.connId ?? makeConnId(++counter, g);
+      ref.tell({
+        t: 'connect',
+        gw: g,
+        connId,
+        clientId,
+        protocolVersion: 5,
+        cleanStart: true,
+        expiry: 0,
+        receiveMaximum: 65535,
+        ...over,
+      });
+      return connId;
+    },
+    subscribe(clientId, connId, subs, subId) {
+      ref.tell({
+        t: 'subscribe',
+        connId,
+        clientId,
+        packetId: 1,
+        subId,
+        subs: subs.map((s) => ({ qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0, code: 0, ...s })),
+      });
+    },
+    publish(topic, qos, payload = 'p', over = {}) {
+      ref.tell({ t: 'publish', msg: { topic, payload: Buffer.from(payload), qos, retain: false, ...over } });
+    },
+  };
+  return h;
+}
+
+/** The `pub` outbounds of the deliver messages in `msgs`. */
+function pubs(msgs: GatewayMsg[]): Array<Extract<Outbound, { k: 'pub' }> & { connId: number }> {
+  const out: Array<Extract<Outbound, { k: 'pub' }> & { connId: number }> = [];
+  for (const m of msgs) if (m.t === 'deliver') for (const o of m.out) if (o.k === 'pub') out.push({ ...o, connId: m.connId });
+  return out;
+}
+const payloads = (msgs: GatewayMsg[]): string[] => pubs(msgs).map((p) => Buffer.from(p.msg.payload).toString());
+
+/** Connects, subscribes and completes the route handshake; returns the connId. */
+async function online(h: Harness, clientId: string, filters: Array<[string, QoS]>, over: Partial<Extract<ShardMsg, { t: 'connect' }>> = {}) {
+  const connId = h.connect(clientId, over);
+  h.subscribe(clientId, connId, filters.map(([filter, qos]) => ({ filter, qos })));
+  await tick();
+  for (let i = 0; i < h.gw.length; i++) h.ackRoutes(i);
+  await tick();
+  for (let i = 0; i < h.gw.length; i++) h.take(i);
+  return connId;
+}
+
+describe('ShardActor: connect', () => {
+  it('connect is answered with connack (no session present for a new client)', async () => {
+    const h = harness();
+    const connId = h.connect('c1');
+    await tick();
+    expect(h.take()).toEqual([{ t: 'connack', connId, sessionPresent: false, qos2In: [] }]);
+  });
+
+  it('answers the gateway the connection came through', async () => {
+    const h = harness({ gateways: 3 });
+    const connId = h.connect('c1', { gw: 2 });
+    await tick();
+    expect(h.gw[0]).toEqual([]);
+    expect(h.gw[2]).toEqual([{ t: 'connack', connId, sessionPresent: false, qos2In: [] }]);
+  });
+
+  it('[MQTT-3.2.2-2] resuming a persistent session reports session present and its QoS 2 ids', async () => {
+    const h = harness();
+    const c1 = h.connect('c1', { cleanStart: false, expiry: 60 });
+    h.shard({ t: 'disconnect', connId: c1, clientId: 'c1', publishWill: false, qos2In: [4, 5] });
+    const c2 = h.connect('c1', { cleanStart: false, expiry: 60 });
+    await tick();
+    expect(h.take()).toEqual([
+      { t: 'connack', connId: c1, sessionPresent: false, qos2In: [] },
+      { t: 'connack', connId: c2, sessionPresent: true, qos2In: [4, 5] },
+    ]);
+    h.shard({ t: 'disconnect', connId: c2, clientId: 'c1', publishWill: false, qos2In: [], expiry: 0 });
+    await tick();
+  });
+
+  it('[MQTT-3.1.2-4] clean start discards the previous session', async () => {
+    const h = harness();
+    const c1 = await online(h, 'c1', [['a', 1]], { cleanStart: false, expiry: 60 });
+    h.shard({ t: 'disconnect', connId: c1, clientId: 'c1', publishWill: false, qos2In: [] });
+    const c2 = h.connect('c1', { cleanStart: true });
+    h.publish('a', 1);
+    await tick();
+    const got = h.take();
+    expect(got).toContainEqual({ t: 'connack', connId: c2, sessionPresent: false, qos2In: [] });
+    expect(pubs(got)).toEqual([]); // the subscription went with the old session
+    expect(got).toContainEqual({ t: 'routeDel', shard: 0, filters: ['a'] });
+  });
+});
+
+describe('ShardActor: subscribe and the route table protocol', () => {
+  it('subscribe -> routeAdd to every gateway; suback only after every gateway acknowledged', async () => {
+    const h = harness({ gateways: 2 });
+    const connId = h.connect('c1');
+    await tick();
+    h.take(0);
+    h.subscribe('c1', connId, [{ filter: 'a/+', qos: 1 }, { filter: 'b', qos: 2 }]);
+    await tick();
+    expect(h.take(0)).toEqual([{ t: 'routeAdd', shard: 0, filters: ['a/+', 'b'], seq: 1 }]);
+    expect(h.take(1)).toEqual([{ t: 'routeAdd', shard: 0, filters: ['a/+', 'b'], seq: 1 }]);
+    h.ackRoutes(0);
+    await tick();
+    expect(h.gw[0]).toEqual([]); // gateway 1 has not acknowledged yet
+    h.ackRoutes(1);
+    await tick();
+    expect(h.take(0)).toEqual([{ t: 'suback', connId, packetId: 1, codes: [1, 2] }]);
+    expect(h.gw[1]).toEqual([]);
+  });
+
+  it('a filter that already has a route is not announced again; its suback waits behind earlier ones', async () => {
+    const h = harness();
+    const c1 = h.connect('c1');
+    const c2 = h.connect('c2');
+    await tick();
+    h.take();
+    h.subscribe('c1', c1, [{ filter: 'x', qos: 1 }]);
+    h.subscribe('c2', c2, [{ filter: 'x', qos: 0 }]);
+    await tick();
+    expect(h.take()).toEqual([{ t: 'routeAdd', shard: 0, filters: ['x'], seq: 1 }]);
+    h.ackRoutes();
+    await tick();
+    expect(h.take()).toEqual([
+      { t: 'suback', connId: c1, packetId: 1, codes: [1] },
+      { t: 'suback', connId: c2, packetId: 1, codes: [0] },
+    ]);
+    // Route known everywhere now: a further subscriber gets its suback at once.
+    const c3 = h.connect('c3');
+    h.subscribe('c3', c3, [{ filter: 'x', qos: 2 }]);
+    await tick();
+    expect(h.take()).toEqual([
+      { t: 'connack', connId: c3, sessionPresent: false, qos2In: [] },
+      { t: 'suback', connId: c3, packetId: 1, codes: [2] },
+    ]);
+  });
+
+  it('refused requests keep their code; the v5 subscription quota answers 0x97', async () => {
+    const h = harness({ maxSubscriptionsPerClient: 1 });
+    const c = h.connect('c1');
+    h.subscribe('c1', c, [
+      { filter: 'a', qos: 1 },
+      { filter: 'bad/#/x', qos: 1, code: 0x8f },
+      { filter: 'b', qos: 1 },
+      { filter: 'a', qos: 2 }, // replaces the existing one [MQTT-3.8.4-3], not a new one
+    ]);
+    await tick();
+    h.ackRoutes();
+    await tick();
+    const suback = h.take().find((m) => m.t === 'suback');
+    expect(suback).toEqual({ t: 'suback', connId: c, packetId: 1, codes: [1, 0x8f, 0x97, 2] });
+    expect(h.metrics.get('subscriptions_refused_total{reason="quota"}')).toBe(1);
+  });
+
+  it('unsubscribe: unsuback does not overtake a pending suback; the last subscriber sends routeDel', async () => {
+    const h = harness();
+    const c = h.connect('c1');
+    await tick();
+    h.take();
+    h.subscribe('c1', c, [{ filter: 'a', qos: 1 }]);
+    h.shard({ t: 'unsubscribe', connId: c, clientId: 'c1', packetId: 2, filters: ['a', 'nope'] });
+    await tick();
+    expect(h.take()).toEqual([
+      { t: 'routeAdd', shard: 0, filters: ['a'], seq: 1 },
+      { t: 'routeDel', shard: 0, filters: ['a'] },
+    ]);
+    h.ackRoutes();
+    await tick();
+    expect(h.take()).toEqual([
+      { t: 'suback', connId: c, packetId: 1, codes: [1] },
+      { t: 'unsuback', connId: c, packetId: 2, codes: [0x00, 0x11] },
+    ]);
+  });
+
+  it('routeSync answers with a snapshot and counts as an acknowledgement of every route', async () => {
+    const h = harness();
+    const c = h.connect('c1');
+    h.subscribe('c1', c, [{ filter: 'a/#', qos: 1 }]);
+    await tick();
+    h.take();
+    h.shard({ t: 'routeSync', gw: 0 });
+    await tick();
+    expect(h.take()).toEqual([
+      { t: 'routeSnapshot', shard: 0, filters: ['a/#'] },
+      { t: 'suback', connId: c, packetId: 1, codes: [1] },
+    ]);
+  });
+
+  it('retain handling: a retainedRequest goes to the coordinator with the suback (rh 0 always, rh 1 only when new, rh 2 never)', async () => {
+    const h = harness();
+    const c = h.connect('c1');
+    h.subscribe('c1', c, [{ filter: 'a', retainHandling: 0 }, { filter: 'b', retainHandling: 1 }, { filter: 'c', retainHandling: 2 }]);
+    await tick();
+    expect(h.coord).toEqual([]); // held with the suback
+    h.ackRoutes();
+    await tick();
+    expect(h.coord).toEqual([
+      {
+        t: 'retainedRequest',
+        shard: 0,
+        clientId: 'c1',
+        connId: c,
+        subs: [
+          { filter: 'a', opts: { qos: 1, noLocal: false, retainAsPublished: false } },
+          { filter: 'b', opts: { qos: 1, noLocal: false, retainAsPublished: false } },
+        ],
+      },
+    ]);
+    h.coord.length = 0;
+    h.subscribe('c1', c, [{ filter: 'b', retainHandling: 1 }]); // exists now
+    await tick();
+    expect(h.coord).toEqual([]);
+  });
+});
+
+describe('ShardActor: delivery', () => {
+  it('[MQTT-3.3.5-1] overlapping subscriptions give one delivery at the maximum QoS', async () => {
+    const h = harness();
+    const c = await online(h, 'c1', [['a/+', 0], ['a/#', 2], ['a/b', 1]]);
+    h.publish('a/b', 2, 'm');
+    await tick();
+    const got = pubs(h.take());
+    expect(got).toHaveLength(1);
+    expect(got[0]).toMatchObject({ connId: c, qos: 2, dup: false, retain: false });
+    expect(got[0]!.packetId).toBeGreaterThan(0);
+  });
+
+  it('[MQTT-3.3.5-1] delivered QoS is the minimum of the message QoS and the subscription QoS', async () => {
+    const h = harness();
+    await online(h, 'c1', [['a/+', 1]]);
+    h.publish('a/x', 2);
+    h.publish('a/y', 0);
+    await tick();
+    expect(pubs(h.take()).map((p) => [p.msg.topic, p.qos])).toEqual([
+      ['a/x', 1],
+      ['a/y', 0],
+    ]);
+  });
+
+  it('[MQTT-3.3.4-3] every matching subscription identifier is delivered', async () => {
+    const h = harness();
+    const c = h.connect('c1');
+    h.subscribe('c1', c, [{ filter: 'a/+' }], 5);
+    h.subscribe('c1', c, [{ filter: 'a/b' }], 7);
+    await tick();
+    h.ackRoutes();
+    await tick();
+    h.take();
+    h.publish('a/b', 1);
+    await tick();
+    const [p] = pubs(h.take());
+    expect([...p!.subIds!].sort()).toEqual([5, 7]);
+  });
+
+  it('[MQTT-3.8.3-3] No Local: not delivered back to the publishing client', async () => {
+    const h = harness();
+    const c1 = h.connect('c1');
+    h.subscribe('c1', c1, [{ filter: 'n', noLocal: true }]);
+    await tick();
+    h.ackRoutes();
+    await tick();
+    const c2 = await online(h, 'c2', [['n', 1]]);
+    h.publish('n', 1, 'from c1', { origin: 'c1' });
+    h.publish('n', 1, 'from c2', { origin: 'c2' });
+    await tick();
+    expect(pubs(h.take()).map((p) => [p.connId, Buffer.from(p.msg.payload).toString()])).toEqual([
+      [c2, 'from c1'], // not back to c1 (No Local)
+      [c1, 'from c2'],
+      [c2, 'from c2'], // c2 did not ask for No Local
+    ]);
+  });
+
+  it('[MQTT-3.3.1-12] retain is cleared on live delivery unless Retain As Published', async () => {
+    const h = harness();
+    const c = h.connect('c1');
+    h.subscribe('c1', c, [{ filter: 'r' }, { filter: 'rap/+', retainAsPublished: true }]);
+    await tick();
+    h.ackRoutes();
+    await tick();
+    h.take();
+    h.publish('r', 1, 'x', { retain: true });
+    h.publish('rap/1', 1, 'y', { retain: true });
+    await tick();
+    expect(pubs(h.take()).map((p) => [p.msg.topic, p.retain])).toEqual([
+      ['r', false],
+      ['rap/1', true],
+    ]);
+  });
+
+  it('the inflight window holds QoS 1 beyond min(maxInflight, receiveMaximum) in the queue; acks pump it in order', async () => {
+    const h = harness({ maxInflight: 10 });
+    const c = await online(h, 'c1', [['q', 1]], { receiveMaximum: 2 });
+    for (let i = 0; i < 5; i++) h.publish('q', 1, `m${i}`);
+    await tick();
+    const first = pubs(h.take());
+    expect(first.map((p) => Buffer.from(p.msg.payload).toString())).toEqual(['m0', 'm1']);
+    h.shard({ t: 'ack', connId: c, clientId: 'c1', kind: 'puback', packetId: first[0]!.packetId });
+    await tick();
+    expect(payloads(h.take())).toEqual(['m2']);
+    h.shard({ t: 'ack', connId: c, clientId: 'c1', kind: 'puback', packetId: first[1]!.packetId });
+    await tick();
+    expect(payloads(h.take())).toEqual(['m3']);
+  });
+
+  it('QoS 2 outbound: PUBREC -> pubrel, PUBCOMP frees the slot', async () => {
+    const h = harness({ maxInflight: 1 });
+    const c = await online(h, 'c1', [['q', 2]]);
+    h.publish('q', 2, 'a');
+    h.publish('q', 2, 'b');
+    await tick();
+    const [p] = pubs(h.take());
+    expect(p).toMatchObject({ qos: 2 });
+    h.shard({ t: 'ack', connId: c, clientId: 'c1', kind: 'pubrec', packetId: p!.packetId });
+    await tick();
+    expect(h.take()).toEqual([{ t: 'deliver', connId: c, out: [{ k: 'pubrel', packetId: p!.packetId }] }]);
+    h.shard({ t: 'ack', connId: c, clientId: 'c1', kind: 'pubcomp', packetId: p!.packetId });
+    await tick();
+    expect(payloads(h.take())).toEqual(['b']);
+  });
+
+  it('expired messages are not delivered', async () => {
+    const h = harness();
+    await online(h, 'c1', [['e', 1]]);
+    h.publish('e', 1, 'old', { props: { expiresAt: Date.now() - 1 } });
+    await tick();
+    expect(pubs(h.take())).toEqual([]);
+    expect(h.metrics.get('messages_dropped_total{reason="expired"}')).toBe(1);
+  });
+});
+
+describe('ShardActor: offline sessions and resume', () => {
+  async function persistent(h: Harness, qos: QoS = 1): Promise<number> {
+    const c = await online(h, 'p1', [['t/#', qos]], { cleanStart: false, expiry: 3600 });
+    h.shard({ t: 'disconnect', connId: c, clientId: 'p1', publishWill: false, qos2In: [] });
+    await tick();
+    return c;
+  }
+
+  /** Reconnect and end the session, so no expiry timer is left behind. */
+  function endSession(h: Harness, connId: number): void {
+    h.shard({ t: 'disconnect', connId, clientId: 'p1', publishWill: false, qos2In: [], expiry: 0 });
+  }
+
+  it('queues QoS 1 and drops QoS 0 while offline; resume sends the queue in order', async () => {
+    const h = harness();
+    await persistent(h);
+    h.publish('t/1', 1, 'a');
+    h.publish('t/2', 0, 'dropped');
+    h.publish('t/3', 1, 'b');
+    h.publish('t/4', 2, 'c'); // QoS 2 message, QoS 1 subscription
+    await tick();
+    expect(h.take()).toEqual([]);
+    expect(h.metrics.get('messages_dropped_total{reason="offline_qos0"}')).toBe(1);
+    const c2 = h.connect('p1', { cleanStart: false, expiry: 3600 });
+    await tick();
+    const got = h.take();
+    expect(got[0]).toEqual({ t: 'connack', connId: c2, sessionPresent: true, qos2In: [] });
+    const sentPubs = pubs(got);
+    expect(sentPubs.map((p) => Buffer.from(p.msg.payload).toString())).toEqual(['a', 'b', 'c']);
+    expect(sentPubs.map((p) => p.qos)).toEqual([1, 1, 1]);
+    expect(sentPubs.every((p) => !p.dup && p.connId === c2)).toBe(true);
+    expect(new Set(sentPubs.map((p) => p.packetId)).size).toBe(3);
+    endSession(h, c2);
+  });
+
+  it('[MQTT-4.4.0-1] unacknowledged messages are resent in order with DUP set, pubrel state as PUBREL, before the queue', async () => {
+    const h = harness({ maxInflight: 3 });
+    const c1 = await online(h, 'p1', [['t/#', 2]], { cleanStart: false, expiry: 3600 });
+    h.publish('t/a', 1, 'a');
+    h.publish('t/b', 2, 'b');
+    h.publish('t/c', 1, 'c');
+    h.publish('t/d', 1, 'd'); // beyond the window: queued
+    await tick();
+    const first = pubs(h.take());
+    expect(first.map((p) => Buffer.from(p.msg.payload).toString())).toEqual(['a', 'b', 'c']);
+    const [a, b, c] = first;
+    // 'b' (QoS 2) got PUBREC: the broker sent PUBREL and waits for PUBCOMP.
+    h.shard({ t: 'ack', connId: c1, clientId: 'p1', kind: 'pubrec', packetId: b!.packetId });
+    await tick();
+    h.take();
+    // Connection lost.
+    h.shard({ t: 'disconnect', connId: c1, clientId: 'p1', publishWill: true, qos2In: [] });
+    const c2 = h.connect('p1', { cleanStart: false, expiry: 3600 });
+    await tick();
+    const got = h.take();
+    expect(got[0]).toMatchObject({ t: 'connack', sessionPresent: true });
+    expect(got.slice(1)).toEqual([
+      { t: 'deliver', connId: c2, out: [{ k: 'pub', msg: a!.msg, qos: 1, packetId: a!.packetId, dup: true, retain: false, subIds: undefined }] },
+      { t: 'deliver', connId: c2, out: [{ k: 'pubrel', packetId: b!.packetId }] },
+      { t: 'deliver', connId: c2, out: [{ k: 'pub', msg: c!.msg, qos: 1, packetId: c!.packetId, dup: true, retain: false, subIds: undefined }] },
+    ]);
+    // 'd' follows once the window has room.
+    h.shard({ t: 'ack', connId: c2, clientId: 'p1', kind: 'puback', packetId: a!.packetId });
+    await tick();
+    const next = pubs(h.take());
+    expect(next.map((p) => [Buffer.from(p.msg.payload).toString(), p.dup])).toEqual([['d', false]]);
+    endSession(h, c2);
+  });
+
+  it('queue_full is counted when maxQueuedMessages is reached', async () => {
+    const h = harness({ maxQueuedMessages: 2 });
+    await persistent(h);
+    for (let i = 0; i < 5; i++) h.publish('t/x', 1, `m${i}`);
+    await tick();
+    expect(h.metrics.get('messages_dropped_total{reason="queue_full"}')).toBe(3);
+    const c2 = h.connect('p1', { cleanStart: false, expiry: 3600 });
+    await tick();
+    expect(payloads(h.take())).toEqual(['m0', 'm1']);
+    endSession(h, c2);
+  });
+
+  it('queue_full also applies to an online session beyond its window', async () => {
+    const h = harness({ maxInflight: 1, maxQueuedMessages: 1 });
+    await online(h, 'c1', [['q', 1]]);
+    for (let i = 0; i < 4; i++) h.publish('q', 1, `m${i}`);
+    await tick();
+    expect(payloads(h.take())).toEqual(['m0']);
+    expect(h.metrics.get('messages_dropped_total{reason="queue_full"}')).toBe(2);
+  });
+
+  it('a session with expiry 0 is discarded at disconnect', async () => {
+    const h = harness();
+    const c = await online(h, 'c1', [['z', 1]]);
+    h.shard({ t: 'disconnect', connId: c, clientId: 'c1', publishWill: false, qos2In: [] });
+    await tick();
+    expect(h.take()).toEqual([{ t: 'routeDel', shard: 0, filters: ['z'] }]);
+    h.connect('c1', { cleanStart: false });
+    await tick();
+    expect(h.take()[0]).toMatchObject({ t: 'connack', sessionPresent: false });
+  });
+
+  it('an offline session expires after its interval (fake timers)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const h = harness();
+    const c = await online(h, 'p1', [['t', 1]], { cleanStart: false, expiry: 10 });
+    h.shard({ t: 'disconnect', connId: c, clientId: 'p1', publishWill: false, qos2In: [] });
+    await tick();
+    vi.advanceTimersByTime(9_000);
+    expect(h.metrics.get('sessions_expired_total')).toBe(0);
+    vi.advanceTimersByTime(1_000);
+    expect(h.metrics.get('sessions_expired_total')).toBe(1);
+    h.connect('p1', { cleanStart: false });
+    await tick();
+    expect(h.take()).toEqual([
+      { t: 'routeDel', shard: 0, filters: ['t'] },
+      expect.objectContaining({ t: 'connack', sessionPresent: false }),
+    ]);
+  });
+
+  // Regression (fixed in src/session/shard-actor.ts, detached()/onDisconnect): the expiry timer is
+  // `setTimeout(..., s.expiry * 1000)`. Node clamps any delay above 2^31-1 ms (~24.8 days)
+  // to 1 ms (TimeoutOverflowWarning), so a session whose expiry is between 2,147,484 s and
+  // 0xFFFFFFFE s is discarded ~immediately after disconnect instead of after its interval.
+  // The config allows limits.maxSessionExpiryInterval up to 4,294,967,295, and v5 clients
+  // may ask for any value up to that cap. The same overflow hits the will timer
+  // (Math.min(will.delay, expiry) * 1000).
+  it('a session with a 30-day expiry survives its disconnect (setTimeout overflow)', async () => {
+    const h = harness();
+    const c = await online(h, 'p1', [['t', 1]], { cleanStart: false, expiry: 30 * 24 * 3600 });
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    cleanups.push(() => warn.mockRestore());
+    h.shard({ t: 'disconnect', connId: c, clientId: 'p1', publishWill: false, qos2In: [] });
+    await tick();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(h.metrics.get('sessions_expired_total')).toBe(0);
+    const c2 = h.connect('p1', { cleanStart: false, expiry: 0 });
+    await tick();
+    expect(h.take()).toContainEqual({ t: 'connack', connId: c2, sessionPresent: true, qos2In: [] });
+  });
+});
+
+describe('ShardActor: takeover and wills', () => {
+  const will = (topic: string, delay = 0): WillMessage => ({
+    msg: { topic, payload: Buffer.from('gone'), qos: 1, retain: false, origin: 'c1' },
+    delay,
+  });
+
+  it('[MQTT-3.1.4-3] a second connection with the same client id kicks the first with 0x8E', async () => {
+    const h = harness({ gateways: 2 });
+    const a = await online(h, 'c1', [['t', 1]], { gw: 0, cleanStart: false, expiry: 60 });
+    const b = h.connect('c1', { gw: 1, cleanStart: false, expiry: 60 });
+    await tick();
+    expect(h.take(0)).toEqual([{ t: 'kick', connId: a, reason: 0x8e, message: 'session taken over by another connection' }]);
+    expect(h.take(1)).toEqual([{ t: 'connack', connId: b, sessionPresent: true, qos2In: [] }]);
+    expect(h.metrics.get('session_takeovers_total')).toBe(1);
+    // The old connection's late disconnect does not detach the new one.
+    h.shard({ t: 'disconnect', connId: a, clientId: 'c1', publishWill: false, qos2In: [] });
+    h.publish('t', 1, 'still here');
+    await tick();
+    expect(pubs(h.take(1)).map((p) => p.connId)).toEqual([b]);
+    expect(h.take(0)).toEqual([]);
+    h.shard({ t: 'disconnect', connId: b, clientId: 'c1', publishWill: false, qos2In: [], expiry: 0 });
+  });
+
+  it('takeover publishes the old connection\'s will (delay 0) to subscribers', async () => {
+    const h = harness();
+    await online(h, 'watcher', [['status/#', 1]]);
+    h.connect('c1', { will: will('status/c1') });
+    await tick();
+    h.take();
+    h.connect('c1', { cleanStart: false });
+    await tick();
+    await tick();
+    expect(h.metrics.get('wills_published_total')).toBe(1);
+    expect(payloads(h.take())).toEqual(['gone']);
+  });
+
+  it('v5 DISCONNECT 0x04 (publishWill) publishes the will; a normal one discards it [MQTT-3.14.4-3]', async () => {
+    const h = harness();
+    await online(h, 'watcher', [['status/#', 1]]);
+    const c1 = h.connect('c1', { will: will('status/c1') });
+    const c2 = h.connect('c2', { will: { ...will('status/c2') } });
+    h.shard({ t: 'disconnect', connId: c1, clientId: 'c1', publishWill: true, qos2In: [] });
+    h.shard({ t: 'disconnect', connId: c2, clientId: 'c2', publishWill: false, qos2In: [] });
+    await tick();
+    await tick();
+    expect(pubs(h.take()).map((p) => p.msg.topic)).toEqual(['status/c1']);
+  });
+
+  it('a retained will also goes to the coordinator', async () => {
+    const h = harness();
+    const c1 = h.connect('c1', { will: { msg: { ...will('w').msg, retain: true }, delay: 0 } });
+    h.shard({ t: 'disconnect', connId: c1, clientId: 'c1', publishWill: true, qos2In: [] });
+    await tick();
+    expect(h.coord).toEqual([{ t: 'retain', msg: expect.objectContaining({ topic: 'w', retain: true }) }]);
+  });
+
+  it('[MQTT-3.1.3-9] a reconnect before the will delay cancels the will', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const h = harness();
+    await online(h, 'watcher', [['status/#', 1]]);
+    const c1 = h.connect('c1', { cleanStart: false, expiry: 100, will: will('status/c1', 5) });
+    h.shard({ t: 'disconnect', connId: c1, clientId: 'c1', publishWill: true, qos2In: [] });
+    await tick();
+    vi.advanceTimersByTime(4_000);
+    const c2 = h.connect('c1', { cleanStart: false, expiry: 100 });
+    await tick();
+    vi.advanceTimersByTime(10_000);
+    await tick();
+    expect(h.metrics.get('wills_published_total')).toBe(0);
+    h.shard({ t: 'disconnect', connId: c2, clientId: 'c1', publishWill: false, qos2In: [], expiry: 0 });
+  });
+
+  it('a delayed will is published when the delay runs out', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const h = harness();
+    await online(h, 'watcher', [['status/#', 1]]);
+    const c1 = h.connect('c1', { cleanStart: false, expiry: 100, will: will('status/c1', 5) });
+    h.shard({ t: 'disconnect', connId: c1, clientId: 'c1', publishWill: true, qos2In: [] });
+    await tick();
+    vi.advanceTimersByTime(5_000);
+    await tick();
+    expect(h.metrics.get('wills_published_total')).toBe(1);
+    expect(payloads(h.take())).toEqual(['gone']);
+    vi.advanceTimersByTime(100_000); // let the session expire too
+  });
+
+  // Regression (fixed in src/session/shard-actor.ts, onConnect): when an *offline* session still has a
+  // delayed will pending and the client reconnects with Clean Start = 1, `destroy()`
+  // clears the will timer and the will is lost. The session ends before the will delay,
+  // so the will must be published then (MQTT 5.0 §3.1.3.2.2: "until the Will Delay
+  // Interval has passed or the Session ends, whichever happens first"); the takeover
+  // branch of the same function already publishes the will when cleanStart is set, but
+  // only for a session that is still bound to a connection.
+  it('a clean-start reconnect to an offline session with a pending delayed will publishes the will', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const h = harness();
+    await online(h, 'watcher', [['status/#', 1]]);
+    const c1 = h.connect('c1', { cleanStart: false, expiry: 100, will: will('status/c1', 30) });
+    h.shard({ t: 'disconnect', connId: c1, clientId: 'c1', publishWill: true, qos2In: [] });
+    await tick();
+    h.connect('c1', { cleanStart: true });
+    await tick();
+    await tick();
+    expect(h.metrics.get('wills_published_total')).toBe(1);
+  });
+
+  it('gatewayDown detaches every session of that gateway and publishes their wills', async () => {
+    const h = harness({ gateways: 2 });
+    await online(h, 'watcher', [['status/#', 1]], { gw: 1 });
+    h.connect('c1', { gw: 0, will: will('status/c1') });
+    await tick();
+    h.shard({ t: 'gatewayDown', gw: 0 });
+    await tick();
+    await tick();
+    expect(pubs(h.take(1)).map((p) => p.msg.topic)).toEqual(['status/c1']);
+  });
+});
+
+describe('ShardActor: metrics', () => {
+  it('collectMetrics reports sessions, subscriptions, queued and inflight to the coordinator', async () => {
+    const h = harness({ maxInflight: 1 });
+    await online(h, 'c1', [['a', 1], ['b', 1]]);
+    h.publish('a', 1);
+    h.publish('a', 1);
+    h.shard({ t: 'collectMetrics', reqId: 7 });
+    await tick();
+    const report = h.coord.find((m) => m.t === 'metricsReport');
+    expect(report).toMatchObject({
+      t: 'metricsReport',
+      reqId: 7,
+      snapshot: { thread: 'shard0', gauges: { sessions: 1, sessions_online: 1, subscriptions: 2, messages_inflight: 1, messages_queued: 1 } },
+    });
+  });
+});
