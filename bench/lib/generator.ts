@@ -1,0 +1,378 @@
+/**
+ * Load generator: a child process of bench/quick.ts (spawned with an IPC channel), one
+ * thread, all clients are LeanClients. It waits for {type:'run'} requests, runs one
+ * scenario against the given broker port and answers with a RunResult. It exits when
+ * the parent goes away.
+ *
+ * Every payload carries (source index u32 LE, sequence u32 LE, send time f64 LE), so the
+ * receiver can count duplicates, reordering and losses exactly and sample latency.
+ */
+import { performance } from 'node:perf_hooks';
+import { LeanClient, selfCheckEncoder, type CloseInfo, type QoS } from './lean-client.js';
+import type { CpuSpan, GenToParent, RunRequest, RunResult } from './types.js';
+
+const send = (m: GenToParent) => process.send?.(m);
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Which (source, sequence) pairs arrived, exactly. */
+class Tracker {
+  private readonly seen: Uint8Array[];
+  /** Highest sequence seen per source (-1 = none yet). */
+  readonly maxSeq: Int32Array;
+  unique = 0;
+  duplicates = 0;
+  reordered = 0;
+  badSource = 0;
+
+  constructor(readonly sources: number) {
+    this.seen = Array.from({ length: sources }, () => new Uint8Array(256));
+    this.maxSeq = new Int32Array(sources).fill(-1);
+  }
+
+  record(src: number, seq: number): void {
+    if (src >= this.sources) {
+      this.badSource++;
+      return;
+    }
+    let s = this.seen[src]!;
+    if (seq >= s.length) {
+      const bigger = new Uint8Array(Math.max(seq + 1, s.length * 2));
+      bigger.set(s);
+      this.seen[src] = s = bigger;
+    }
+    if (s[seq]) {
+      this.duplicates++;
+      return;
+    }
+    s[seq] = 1;
+    this.unique++;
+    if (seq < this.maxSeq[src]!) this.reordered++;
+    else this.maxSeq[src] = seq;
+  }
+}
+
+function cpuSpan(from: NodeJS.CpuUsage, wallMs: number): CpuSpan {
+  const d = process.cpuUsage(from);
+  const userMs = d.user / 1000;
+  const systemMs = d.system / 1000;
+  return { userMs: round(userMs), systemMs: round(systemMs), wallMs: round(wallMs), ratio: round((userMs + systemMs) / wallMs, 3) };
+}
+
+function round(x: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function connectAll(list: LeanClient[], concurrency: number): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < list.length) {
+      const c = list[next++]!;
+      await c.connect();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, list.length) }, worker));
+}
+
+async function runScenario(req: RunRequest): Promise<RunResult> {
+  const sc = req.scenario;
+  const runStart = performance.now();
+  const cpuStart = process.cpuUsage();
+  const qos: QoS = sc.qos;
+  const common = { host: req.host, port: req.port, protocolVersion: sc.protocolVersion };
+
+  const all: LeanClient[] = [];
+  const closeSamples: CloseInfo[] = [];
+  let unexpectedCloses = 0;
+  const make = (clientId: string, window: number) => {
+    const c = new LeanClient({ ...common, clientId, maxInflight: window });
+    c.onUnexpectedClose = (info) => {
+      unexpectedCloses++;
+      if (closeSamples.length < 20) closeSamples.push({ ...info, at: round(performance.now() - runStart) });
+    };
+    all.push(c);
+    return c;
+  };
+
+  // Publishers (index = source id), their topic and the subscribers.
+  let pubs: LeanClient[];
+  let topics: Buffer[];
+  let subs: { client: LeanClient; filter: string }[];
+  let sources: number;
+  let misrouted = 0;
+  let expectedSource: ((receiverIndex: number, src: number) => boolean) | undefined;
+  if (sc.kind === 'fanin') {
+    const sub = make(`qb-${req.runId}-sub`, 100);
+    subs = [{ client: sub, filter: 'bench/fanin/#' }];
+    pubs = Array.from({ length: sc.publishers }, (_, i) => make(`qb-${req.runId}-pub${i}`, sc.window));
+    topics = pubs.map((_, i) => Buffer.from(`bench/fanin/${i}`));
+    sources = sc.publishers;
+  } else {
+    const n = sc.pairs * 2;
+    const uid = (k: number) => `${req.runId}-${k}`;
+    pubs = Array.from({ length: n }, (_, k) => make(`qb-${uid(k)}`, sc.window));
+    // k and k^1 are partners: k publishes into its partner's inbox.
+    topics = pubs.map((_, k) => Buffer.from(`/bench/im/u/${uid(k ^ 1)}`));
+    subs = pubs.map((client, k) => ({ client, filter: `/bench/im/u/${uid(k)}` }));
+    sources = n;
+    expectedSource = (receiver, src) => (receiver ^ 1) === src;
+  }
+
+  const tracker = new Tracker(sources);
+  const paced = sc.kind === 'fanin' && sc.pacing === 'e2e';
+  let onSourceProgress: ((src: number) => void) | undefined;
+  let totalReceived = 0;
+  let totalPublished = 0;
+  let inWindow = false;
+  const latencies: number[] = [];
+  subs.forEach(({ client }, receiverIndex) => {
+    client.onMessage = (_topic, payload) => {
+      totalReceived++;
+      if (payload.length < 16) {
+        tracker.badSource++;
+        return;
+      }
+      const src = payload.readUInt32LE(0);
+      tracker.record(src, payload.readUInt32LE(4));
+      if (expectedSource && !expectedSource(receiverIndex, src)) misrouted++;
+      onSourceProgress?.(src);
+      if (inWindow && (totalReceived & 7) === 0) latencies.push(performance.now() - payload.readDoubleLE(8));
+    };
+  });
+
+  const base: Omit<RunResult, 'ok'> = {
+    rate: 0,
+    publishRate: 0,
+    windowMs: 0,
+    windowReceived: 0,
+    perSecond: [],
+    connectMs: 0,
+    clients: all.length,
+    published: 0,
+    acked: 0,
+    received: 0,
+    uniqueReceived: 0,
+    duplicates: 0,
+    reordered: 0,
+    lost: 0,
+    unackedAtEnd: 0,
+    qos0Dropped: 0,
+    drained: false,
+    drainEnd: 'timeout',
+    drainReceived: 0,
+    drainRate: 0,
+    stallResets: 0,
+    drainMs: 0,
+    latencyMs: { p50: NaN, p90: NaN, p99: NaN, max: NaN, samples: 0 },
+    unexpectedCloses: 0,
+    closeSamples,
+    protocolErrors: [],
+    unexpectedAcks: 0,
+    genCpuWindow: { userMs: 0, systemMs: 0, wallMs: 0, ratio: 0 },
+    genCpuRun: { userMs: 0, systemMs: 0, wallMs: 0, ratio: 0 },
+  };
+  let running = false;
+  let stallTimer: NodeJS.Timeout | undefined;
+
+  const finish = (ok: boolean, error?: string): RunResult => {
+    const protocolErrors: string[] = [];
+    for (const c of all) for (const e of c.protocolErrors) if (protocolErrors.length < 20) protocolErrors.push(`${c.clientId}: ${e}`);
+    if (tracker.badSource) protocolErrors.push(`${tracker.badSource} messages with an unknown source/short payload`);
+    if (misrouted) protocolErrors.push(`${misrouted} messages delivered to the wrong inbox`);
+    const r: RunResult = {
+      ...base,
+      ok,
+      published: totalPublished,
+      acked: pubs.reduce((a, c) => a + c.acked, 0),
+      received: totalReceived,
+      uniqueReceived: tracker.unique,
+      duplicates: tracker.duplicates,
+      reordered: tracker.reordered,
+      unexpectedCloses,
+      protocolErrors,
+      unexpectedAcks: all.reduce((a, c) => a + c.unexpectedAcks, 0),
+      genCpuRun: cpuSpan(cpuStart, performance.now() - runStart),
+    };
+    if (error !== undefined) r.error = error;
+    return r;
+  };
+
+  try {
+    // 1. Connect (subscribers of fan-in first), 2. subscribe, all before anyone publishes.
+    const tc = performance.now();
+    await connectAll(all, req.connectConcurrency);
+    base.connectMs = round(performance.now() - tc);
+    send({ type: 'phase', runId: req.runId, phase: 'connected' });
+    const granted = await Promise.all(subs.map(({ client, filter }) => client.subscribe([{ topic: filter, qos }])));
+    const refused = granted.filter((g) => g[0]! >= 0x80).length;
+    if (refused) throw new Error(`${refused} subscriptions refused`);
+
+    // 3. Publish at max rate: QoS 1 bounded by the window, QoS 0 by socket backpressure.
+    const scratch = pubs.map((_, i) => {
+      const b = Buffer.alloc(Math.max(16, sc.payloadSize), 0x61);
+      b.writeUInt32LE(i, 0);
+      return b;
+    });
+    const seqs = new Uint32Array(pubs.length);
+    const publishOne = (i: number): boolean => {
+      const p = scratch[i]!;
+      p.writeUInt32LE(seqs[i]!, 4);
+      p.writeDoubleLE(performance.now(), 8);
+      if (!pubs[i]!.publish(topics[i]!, p, qos)) return false;
+      seqs[i]!++;
+      totalPublished++;
+      return true;
+    };
+    const pump0 = (i: number): void => {
+      if (!running) return;
+      const c = pubs[i]!;
+      for (let n = 0; n < 64 && c.canSendQos0(); n++) publishOne(i);
+      if (c.closed) return;
+      if (c.backpressured) c.onDrain = () => pump0(i);
+      else setImmediate(pump0, i);
+    };
+    // End-to-end window (pacing e2e): in transit = sent - (highest seen + 1), or since a
+    // write-off after a stall (a broker may drop messages, e.g. QoS 0 to a slow consumer).
+    const writtenOff = new Float64Array(pubs.length);
+    const lastProgress = new Float64Array(pubs.length).fill(performance.now());
+    const inTransit = (i: number) => seqs[i]! - Math.max(tracker.maxSeq[i]! + 1, writtenOff[i]!);
+    const pumpPaced = (i: number): void => {
+      const c = pubs[i]!;
+      const room = qos === 1 ? () => c.canSendQos1() : () => c.canSendQos0();
+      while (running && inTransit(i) < sc.window && room()) publishOne(i);
+      if (running && c.backpressured && !c.onDrain) c.onDrain = () => pumpPaced(i);
+    };
+    if (paced) {
+      onSourceProgress = (src) => {
+        lastProgress[src] = performance.now();
+        if (running) pumpPaced(src);
+      };
+      stallTimer = setInterval(() => {
+        const now = performance.now();
+        for (let i = 0; i < pubs.length; i++) {
+          if (running && inTransit(i) >= sc.window && now - lastProgress[i]! > 1000) {
+            writtenOff[i] = seqs[i]!;
+            lastProgress[i] = now;
+            base.stallResets++;
+            pumpPaced(i);
+          }
+        }
+      }, 100);
+    }
+    running = true;
+    pubs.forEach((c, i) => {
+      if (paced) {
+        if (qos === 1) c.onAck = () => running && pumpPaced(i);
+        pumpPaced(i);
+      } else if (qos === 1) {
+        c.onAck = () => {
+          if (running) publishOne(i);
+        };
+        while (c.canSendQos1() && publishOne(i));
+      } else {
+        pump0(i);
+      }
+    });
+
+    await sleep(req.warmupMs);
+    const recv0 = totalReceived;
+    const pub0 = totalPublished;
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    inWindow = true;
+    send({ type: 'phase', runId: req.runId, phase: 'window-start' });
+    let lastTick = totalReceived;
+    const ticker = setInterval(() => {
+      base.perSecond.push(totalReceived - lastTick);
+      lastTick = totalReceived;
+    }, 1000);
+    await sleep(req.durationMs);
+    const t1 = performance.now();
+    const recv1 = totalReceived;
+    const pub1 = totalPublished;
+    base.genCpuWindow = cpuSpan(cpu0, t1 - t0);
+    inWindow = false;
+    clearInterval(ticker);
+    if (stallTimer) clearInterval(stallTimer);
+    running = false;
+    send({ type: 'phase', runId: req.runId, phase: 'window-end' });
+    base.windowMs = round(t1 - t0);
+    base.windowReceived = recv1 - recv0;
+    base.rate = Math.round(((recv1 - recv0) * 1000) / (t1 - t0));
+    base.publishRate = Math.round(((pub1 - pub0) * 1000) / (t1 - t0));
+
+    // 4. Drain: wait until what was published has arrived (or nothing moves any more).
+    const d0 = performance.now();
+    let last = totalReceived;
+    let stableSince = d0;
+    for (;;) {
+      await sleep(25);
+      const now = performance.now();
+      if (totalReceived !== last) {
+        last = totalReceived;
+        stableSince = now;
+      }
+      const inflight = qos === 1 ? pubs.reduce((a, c) => a + (c.closed ? 0 : c.inflight), 0) : 0;
+      if (tracker.unique >= totalPublished && inflight === 0) {
+        base.drained = true;
+        base.drainEnd = 'complete';
+        break;
+      }
+      if (now - stableSince > 500 && inflight === 0) {
+        base.drainEnd = 'stalled';
+        break;
+      }
+      if (now - d0 > req.drainMs) {
+        base.drainEnd = 'timeout';
+        break;
+      }
+    }
+    base.drainMs = round(performance.now() - d0);
+    base.drainReceived = totalReceived - recv1;
+    base.drainRate = Math.round((base.drainReceived * 1000) / base.drainMs);
+    send({ type: 'phase', runId: req.runId, phase: 'drained' });
+    if (qos === 1) {
+      base.unackedAtEnd = pubs.reduce((a, c) => a + c.inflight, 0);
+      base.lost = Math.max(0, totalPublished - tracker.unique);
+    } else {
+      base.qos0Dropped = Math.max(0, totalPublished - tracker.unique);
+    }
+    const lat = Float64Array.from(latencies).sort();
+    base.latencyMs = {
+      p50: round(percentile(lat, 50), 2),
+      p90: round(percentile(lat, 90), 2),
+      p99: round(percentile(lat, 99), 2),
+      max: round(lat.length ? lat[lat.length - 1]! : NaN, 2),
+      samples: lat.length,
+    };
+
+    const result = finish(true);
+    await Promise.all(all.map((c) => c.disconnect(2000)));
+    return result;
+  } catch (e) {
+    running = false;
+    if (stallTimer) clearInterval(stallTimer);
+    const result = finish(false, (e as Error).message);
+    for (const c of all) c.close();
+    return result;
+  }
+}
+
+process.on('disconnect', () => process.exit(0));
+process.on('message', (m: RunRequest) => {
+  if (m?.type !== 'run') return;
+  runScenario(m).then(
+    (result) => send({ type: 'result', runId: m.runId, result }),
+    (e: unknown) => {
+      process.stderr.write(`generator: ${(e as Error)?.stack ?? String(e)}\n`);
+      process.exit(1);
+    },
+  );
+});
+selfCheckEncoder();
+send({ type: 'ready', pid: process.pid });

@@ -1,0 +1,108 @@
+/** Messages between bench/quick.ts (parent) and the load generator child (bench/lib/generator.ts). */
+import type { CloseInfo, ProtocolVersion, QoS } from './lean-client.js';
+
+export interface FaninSpec {
+  kind: 'fanin';
+  name: string;
+  qos: QoS;
+  publishers: number;
+  payloadSize: number;
+  /** Per publisher: un-PUBACKed publishes (QoS 1) and/or messages in transit end to end (pacing 'e2e'). */
+  window: number;
+  /**
+   * 'e2e': each publisher keeps at most `window` messages in transit end to end, i.e. sent
+   *   but not yet seen by the subscriber (the generator sees both ends); with QoS 1 the
+   *   PUBACK window applies as well. Measures sustainable delivery without overload.
+   * 'puback' (QoS 1): only the PUBACK window, as an ordinary client would; a broker that
+   *   acknowledges faster than it delivers is offered more than it can deliver.
+   * 'flood' (QoS 0): publish as fast as the publisher sockets take (overload behaviour).
+   */
+  pacing: 'e2e' | 'puback' | 'flood';
+  protocolVersion: ProtocolVersion;
+}
+
+export interface PairsSpec {
+  kind: 'pairs';
+  name: string;
+  qos: QoS;
+  pairs: number;
+  payloadSize: number;
+  /** Unacked QoS 1 publishes per client. */
+  window: number;
+  protocolVersion: ProtocolVersion;
+}
+
+export type ScenarioSpec = FaninSpec | PairsSpec;
+
+export interface RunRequest {
+  type: 'run';
+  runId: string;
+  host: string;
+  port: number;
+  scenario: ScenarioSpec;
+  warmupMs: number;
+  durationMs: number;
+  /** Upper bound for waiting, after publishing stops, until in-flight messages arrive. */
+  drainMs: number;
+  connectConcurrency: number;
+}
+
+export type GenToParent =
+  | { type: 'ready'; pid: number }
+  | { type: 'phase'; runId: string; phase: 'connected' | 'window-start' | 'window-end' | 'drained' }
+  | { type: 'result'; runId: string; result: RunResult };
+
+export interface CpuSpan {
+  userMs: number;
+  systemMs: number;
+  wallMs: number;
+  /** (user + system) / wall: 1.0 = one core fully busy. */
+  ratio: number;
+}
+
+export interface RunResult {
+  ok: boolean;
+  error?: string;
+  /** Messages received by subscribers per second over the measurement window. */
+  rate: number;
+  /** Publishes sent per second over the window. */
+  publishRate: number;
+  windowMs: number;
+  windowReceived: number;
+  perSecond: number[];
+  connectMs: number;
+  clients: number;
+  /** Totals over the whole run (warm-up + window + drain). */
+  published: number;
+  acked: number;
+  received: number;
+  uniqueReceived: number;
+  duplicates: number;
+  reordered: number;
+  /** QoS 1 only: published messages never delivered after draining (should be 0). */
+  lost: number;
+  /** QoS 1 only: publishes the broker never acknowledged by the end of the drain. */
+  unackedAtEnd: number;
+  /** QoS 0 only: published but not delivered (allowed by MQTT: at most once). */
+  qos0Dropped: number;
+  drained: boolean;
+  /**
+   * How the drain ended: 'complete' (everything published arrived), 'stalled' (nothing
+   * arrived for 500 ms and no PUBACK outstanding: what is missing is lost), 'timeout'
+   * (drainMs passed while messages were still arriving or PUBACKs outstanding: a backlog).
+   */
+  drainEnd: 'complete' | 'stalled' | 'timeout';
+  /** Messages received during the drain and their rate. */
+  drainReceived: number;
+  drainRate: number;
+  /** e2e pacing: times a publisher's window was written off after 1 s without progress (broker drops). */
+  stallResets: number;
+  drainMs: number;
+  latencyMs: { p50: number; p90: number; p99: number; max: number; samples: number };
+  unexpectedCloses: number;
+  closeSamples: CloseInfo[];
+  protocolErrors: string[];
+  unexpectedAcks: number;
+  genCpuWindow: CpuSpan;
+  genCpuRun: CpuSpan;
+}
