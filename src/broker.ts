@@ -156,7 +156,10 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
       coordinator.nodeCounters['thread_restarts_total{role="gateway"}'] = restarts.gateway;
       const live = [...threads.values()].filter((r) => r.role === 'gateway');
       for (const r of live) r.stopping = true;
-      await Promise.all(live.map((r) => r.worker.terminate()));
+      // Stop the surviving gateways gracefully, not with terminate(): a thread torn down
+      // with its uWS app still open aborts the whole process (uv_loop_close() with an
+      // open poll handle).
+      await Promise.all(live.map(stopWorker));
       for (let g = 0; g < gatewayCount(topology); g++)
         for (let s = 0; s < shardCount(topology); s++) system.ref<ShardMsg>(shardName(s)).tell({ t: 'gatewayDown', gw: g });
       await startGateways(true);

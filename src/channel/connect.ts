@@ -6,7 +6,7 @@
  */
 import type { IConnectPacket } from 'mqtt-packet';
 import { CONNACK_V3, RC } from '../mqtt/reason-codes.js';
-import { validateTopicName } from '../mqtt/topic.js';
+import { isSysTopic, validateTopicName } from '../mqtt/topic.js';
 import type { AppMessage, WillMessage } from '../protocol/messages.js';
 import { propsFromPublish } from './message-props.js';
 import { protocolError, type ChannelEnv, type ChannelState, type Effect, type Handler } from './types.js';
@@ -64,8 +64,9 @@ export function afterAuth(st: ChannelState, result: AuthResult, env: ChannelEnv)
   const ctx = { username: st.username, clientId: st.clientId };
   let will: WillMessage | undefined;
   if (p.will) {
-    // The will is published under the connecting client's rights, checked now.
-    if (!env.acl.canPublish(ctx, p.will.topic))
+    // The will is published under the connecting client's rights, checked now; like a
+    // PUBLISH (publish.ts), it may not go to a system topic ($SYS/...), which belong to the broker.
+    if (isSysTopic(p.will.topic) || !env.acl.canPublish(ctx, p.will.topic))
       return refuse(st, RC.NOT_AUTHORIZED, CONNACK_V3.NOT_AUTHORIZED, 'will_not_authorized');
     const props = p.will.properties;
     const msg: AppMessage = {

@@ -17,7 +17,7 @@ import {
   type ShardMsg,
 } from '../protocol/messages.js';
 import type { Metrics } from '../admin/metrics.js';
-import { RC } from '../mqtt/reason-codes.js';
+import { CONNACK_V3, RC } from '../mqtt/reason-codes.js';
 import { Framer } from '../mqtt/framer.js';
 import { afterAuth, handleIn, newChannelState, sessionReady, type ChannelEnv, type ChannelState, type Effect } from '../channel/index.js';
 import type { AuthResult } from '../channel/connect.js';
@@ -175,6 +175,12 @@ export class GatewayActor {
     };
     c.parser.on('packet', (p: Packet) => this.onPacket(c, p));
     c.parser.on('error', (err: Error) => {
+      if (c.st.phase === 'new' && err.message === 'Invalid protocol version') {
+        // An unsupported Protocol Level gets CONNACK 0x01, then the close [MQTT-3.1.2-2].
+        this.write(c, { cmd: 'connack', sessionPresent: false, returnCode: CONNACK_V3.UNACCEPTABLE_PROTOCOL });
+        this.close(c, { why: 'unsupported_protocol_version', counter: 'protocol_errors_total{reason="unsupported_protocol_version"}' });
+        return;
+      }
       this.close(c, { reason: RC.MALFORMED_PACKET, why: `malformed: ${err.message}`, counter: 'packets_malformed_total' });
     });
     this.conns.set(id, c);

@@ -103,6 +103,7 @@ export class ShardActor {
   // ------------------------------------------------------------ sessions
   private onConnect(m: Extract<ShardMsg, { t: 'connect' }>): void {
     let s = this.sessions.get(m.clientId);
+    let ended = false;
     if (s?.binding) {
       // Session takeover [MQTT-3.1.4-3]: close the existing connection (v5 reason 0x8E).
       // It ended without DISCONNECT, so its will goes out unless the new connection
@@ -115,9 +116,14 @@ export class ShardActor {
       });
       this.metrics.inc('session_takeovers_total');
       s.binding = null;
-      if (s.will && (s.will.delay === 0 || m.cleanStart)) this.publishWill(s);
+      // A session with expiry 0 (3.1.1 CleanSession=1, v5 expiry 0) lasts as long as its
+      // connection, so closing that connection ends it: it is never resumed by the new one
+      // [MQTT-3.1.2-6]. (Also the case when that connection's DISCONNECT, sent through
+      // another gateway thread, has not reached this shard yet.)
+      ended = s.expiry === 0;
+      if (s.will && (s.will.delay === 0 || m.cleanStart || ended)) this.publishWill(s);
     }
-    if (s && m.cleanStart) {
+    if (s && (m.cleanStart || ended)) {
       // Clean start discards the existing session [MQTT-3.1.2-4]; the session ends, so a
       // will still waiting for its delay goes out now [MQTT-3.1.3-9].
       if (s.will && s.willTimer) this.publishWill(s);
