@@ -120,6 +120,7 @@ export class ClientPool {
   connect(url: string, opts: IClientOptions = {}): Promise<Opened> {
     const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 3000, ...opts });
     this.mqttClients.add(client);
+    closeEvents.set(client, new Promise((resolve) => client.once('close', () => resolve())));
     const box = inbox(client);
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => {
@@ -170,15 +171,12 @@ export class ClientPool {
   }
 }
 
-/** Resolves when the MQTT.js client's connection closed. */
+/** The first 'close' of every client opened by a ClientPool, recorded from the start. */
+const closeEvents = new WeakMap<MqttClient, Promise<void>>();
+
+/** Resolves when the MQTT.js client's connection closed (even if that already happened). */
 export function closed(client: MqttClient): Promise<void> {
-  return new Promise((resolve) => {
-    if (client.disconnected) {
-      resolve();
-      return;
-    }
-    client.once('close', () => resolve());
-  });
+  return closeEvents.get(client) ?? new Promise((resolve) => client.once('close', () => resolve()));
 }
 
 /**

@@ -46,8 +46,9 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Run {
   let err = '';
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  // 'close', not 'exit': only then has all of the output been read.
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    proc.on('exit', (code, signal) => res({ code, signal })),
+    proc.on('close', (code, signal) => res({ code, signal })),
   );
   const run: Run = { proc, stdout: () => out, stderr: () => err, exited };
   running.add(run);
