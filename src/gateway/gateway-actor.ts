@@ -118,6 +118,8 @@ export class GatewayActor {
       case 'kick': {
         const c = this.conns.get(m.connId);
         if (c) this.close(c, { reason: m.reason, why: m.message, notifyShard: false });
+        // Confirm after closing: the shard opens the new connection's session only then.
+        this.shardRefs[this.env.shardOf(m.clientId)]!.tell({ t: 'kicked', connId: m.connId, clientId: m.clientId });
         return;
       }
       case 'routeAdd':

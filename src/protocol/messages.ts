@@ -9,7 +9,7 @@
  * Bump PROTOCOL_VERSION whenever a message changes shape: threads of one process always
  * share a version, but the cluster bus (a later issue) will check it.
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export type QoS = 0 | 1 | 2;
 
@@ -97,6 +97,8 @@ export type ShardMsg =
   | { t: 'publish'; msg: AppMessage }
   | { t: 'ack'; connId: number; clientId: string; kind: 'puback' | 'pubrec' | 'pubcomp'; packetId: number }
   | { t: 'routeAck'; gw: number; seq: number }
+  /** The gateway closed a connection the shard kicked (takeover), or no longer had it. */
+  | { t: 'kicked'; connId: number; clientId: string }
   /** Sent by the supervisor when a gateway thread died: its connections are gone. */
   | { t: 'gatewayDown'; gw: number }
   | { t: 'routeSync'; gw: number }
@@ -109,7 +111,7 @@ export type GatewayMsg =
   | { t: 'deliver'; connId: number; out: Outbound[] }
   | { t: 'suback'; connId: number; packetId: number; codes: number[] }
   | { t: 'unsuback'; connId: number; packetId: number; codes: number[] }
-  | { t: 'kick'; connId: number; reason: number; message: string }
+  | { t: 'kick'; connId: number; clientId: string; reason: number; message: string }
   | { t: 'routeAdd'; shard: number; filters: string[]; seq: number }
   | { t: 'routeDel'; shard: number; filters: string[] }
   | { t: 'routeSnapshot'; shard: number; filters: string[] }

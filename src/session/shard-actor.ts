@@ -37,6 +37,14 @@ export interface ShardOptions {
   maxSubscriptionsPerClient: number;
 }
 
+type ConnectMsg = Extract<ShardMsg, { t: 'connect' }>;
+
+interface Takeover {
+  waitGw: number;
+  waitConn: number;
+  next: ConnectMsg;
+}
+
 interface PendingSuback {
   needSeq: number;
   gw: number;
@@ -46,6 +54,8 @@ interface PendingSuback {
 
 export class ShardActor {
   private readonly sessions = new Map<string, Session>();
+  /** Connections waiting for the gateway of the connection they take over to confirm the kick. */
+  private readonly takeovers = new Map<string, Takeover>();
   private readonly trie = new TopicTrie<Map<string, SubOptions>>();
   private readonly gateways: ActorRef<GatewayMsg>[] = [];
   private readonly shards: ActorRef<ShardMsg>[] = [];
@@ -88,6 +98,8 @@ export class ShardActor {
         return this.onRouteAck(m.gw, m.seq);
       case 'routeSync':
         return this.onRouteSync(m.gw);
+      case 'kicked':
+        return this.onKicked(m.connId, m.clientId);
       case 'gatewayDown':
         return this.onGatewayDown(m.gw);
       case 'collectMetrics':
@@ -101,29 +113,63 @@ export class ShardActor {
   }
 
   // ------------------------------------------------------------ sessions
-  private onConnect(m: Extract<ShardMsg, { t: 'connect' }>): void {
-    let s = this.sessions.get(m.clientId);
-    let ended = false;
+  private onConnect(m: ConnectMsg): void {
+    const pending = this.takeovers.get(m.clientId);
+    if (pending) {
+      // A third connection while a takeover is in flight: the second one never got its
+      // CONNACK; it is closed too, and the newest one waits for the same handshake.
+      this.kick(pending.next.gw, pending.next.connId, m.clientId);
+      pending.next = m;
+      return;
+    }
+    const s = this.sessions.get(m.clientId);
     if (s?.binding) {
-      // Session takeover [MQTT-3.1.4-3]: close the existing connection (v5 reason 0x8E).
-      // It ended without DISCONNECT, so its will goes out unless the new connection
-      // resumes the session before the will delay runs out.
-      this.gateways[s.binding.gw]!.tell({
-        t: 'kick',
-        connId: s.binding.connId,
-        reason: RC.SESSION_TAKEN_OVER,
-        message: 'session taken over by another connection',
-      });
+      // Session takeover [MQTT-3.1.4-3]: close the existing connection (v5 reason 0x8E)
+      // and wait for its gateway to confirm before opening the session for the new one.
+      // Links are FIFO per thread pair, so a DISCONNECT that gateway handled before the
+      // kick reaches this shard before the confirmation: a normal DISCONNECT followed by
+      // a quick reconnect through another gateway thread is never mistaken for a lost
+      // connection (no spurious will, and its Session Expiry change is applied).
       this.metrics.inc('session_takeovers_total');
+      this.takeovers.set(m.clientId, { waitConn: s.binding.connId, waitGw: s.binding.gw, next: m });
+      this.kick(s.binding.gw, s.binding.connId, m.clientId);
+      return;
+    }
+    this.openSession(m);
+  }
+
+  private kick(gw: number, connId: number, clientId: string): void {
+    this.gateways[gw]!.tell({
+      t: 'kick',
+      connId,
+      clientId,
+      reason: RC.SESSION_TAKEN_OVER,
+      message: 'session taken over by another connection',
+    });
+  }
+
+  /** The gateway closed a kicked connection (or no longer had it). */
+  private onKicked(connId: number, clientId: string): void {
+    const p = this.takeovers.get(clientId);
+    if (!p || p.waitConn !== connId) return; // a superseded waiting connection
+    this.takeovers.delete(clientId);
+    const s = this.sessions.get(clientId);
+    if (s && s.isBoundTo(connId)) {
+      // No DISCONNECT came before the kick: the old connection ended abnormally, so its
+      // will goes out unless the new connection resumes the session within the delay.
       s.binding = null;
       // A session with expiry 0 (3.1.1 CleanSession=1, v5 expiry 0) lasts as long as its
-      // connection, so closing that connection ends it: it is never resumed by the new one
-      // [MQTT-3.1.2-6]. (Also the case when that connection's DISCONNECT, sent through
-      // another gateway thread, has not reached this shard yet.)
-      ended = s.expiry === 0;
-      if (s.will && (s.will.delay === 0 || m.cleanStart || ended)) this.publishWill(s);
+      // connection: it ends here and is never resumed [MQTT-3.1.2-6].
+      const ended = s.expiry === 0;
+      if (s.will && (s.will.delay === 0 || p.next.cleanStart || ended)) this.publishWill(s);
+      if (ended) this.destroy(s);
     }
-    if (s && (m.cleanStart || ended)) {
+    this.openSession(p.next);
+  }
+
+  private openSession(m: ConnectMsg): void {
+    let s = this.sessions.get(m.clientId);
+    if (s && m.cleanStart) {
       // Clean start discards the existing session [MQTT-3.1.2-4]; the session ends, so a
       // will still waiting for its delay goes out now [MQTT-3.1.3-9].
       if (s.will && s.willTimer) this.publishWill(s);
@@ -224,6 +270,8 @@ export class ShardActor {
         this.detached(s, true);
       }
     }
+    // Takeovers waiting on that gateway will never hear back: its connections are gone.
+    for (const [clientId, p] of [...this.takeovers]) if (p.waitGw === gw) this.onKicked(p.waitConn, clientId);
   }
 
   // ------------------------------------------------------------ subscriptions

@@ -581,7 +581,13 @@ describe('ShardActor: takeover and wills', () => {
     const a = await online(h, 'c1', [['t', 1]], { gw: 0, cleanStart: false, expiry: 60 });
     const b = h.connect('c1', { gw: 1, cleanStart: false, expiry: 60 });
     await tick();
-    expect(h.take(0)).toEqual([{ t: 'kick', connId: a, reason: 0x8e, message: 'session taken over by another connection' }]);
+    expect(h.take(0)).toEqual([
+      { t: 'kick', connId: a, clientId: 'c1', reason: 0x8e, message: 'session taken over by another connection' },
+    ]);
+    // The new connection waits until the old gateway confirms the kick.
+    expect(h.take(1)).toEqual([]);
+    h.shard({ t: 'kicked', connId: a, clientId: 'c1' });
+    await tick();
     expect(h.take(1)).toEqual([{ t: 'connack', connId: b, sessionPresent: true, qos2In: [] }]);
     expect(h.metrics.get('session_takeovers_total')).toBe(1);
     // The old connection's late disconnect does not detach the new one.
@@ -598,12 +604,32 @@ describe('ShardActor: takeover and wills', () => {
     await online(h, 'watcher', [['status/#', 1]]);
     h.connect('c1', { will: will('status/c1') });
     await tick();
-    h.take();
+    const old = h.take().find((m) => m.t === 'connack')!.connId;
     h.connect('c1', { cleanStart: false });
+    await tick();
+    h.shard({ t: 'kicked', connId: old, clientId: 'c1' });
     await tick();
     await tick();
     expect(h.metrics.get('wills_published_total')).toBe(1);
     expect(payloads(h.take())).toEqual(['gone']);
+  });
+
+  it('a normal DISCONNECT that reaches the shard after the takeover request but before the kick confirmation: no will, new expiry kept', async () => {
+    const h = harness({ gateways: 2 });
+    await online(h, 'watcher', [['status/#', 1]]);
+    const a = await online(h, 'c1', [], { gw: 0, cleanStart: false, expiry: 60, will: will('status/c1') });
+    h.take(0);
+    const b = h.connect('c1', { gw: 1, cleanStart: false, expiry: 60 });
+    await tick();
+    // Gateway 0 had already handled the client's DISCONNECT (expiry changed to 0) when the
+    // kick arrived: FIFO per link puts the disconnect before the confirmation.
+    h.shard({ t: 'disconnect', connId: a, clientId: 'c1', publishWill: false, qos2In: [], expiry: 0 });
+    h.shard({ t: 'kicked', connId: a, clientId: 'c1' });
+    await tick();
+    await tick();
+    expect(h.metrics.get('wills_published_total')).toBe(0);
+    // Expiry 0 ended the old session at its DISCONNECT, so the new connection starts fresh.
+    expect(h.take(1)).toContainEqual({ t: 'connack', connId: b, sessionPresent: false, qos2In: [] });
   });
 
   it('v5 DISCONNECT 0x04 (publishWill) publishes the will; a normal one discards it [MQTT-3.14.4-3]', async () => {
