@@ -311,7 +311,15 @@ export class GatewayActor {
 
   private onDeliver(connId: number, out: Outbound[]): void {
     const c = this.conns.get(connId);
-    if (!c || c.closed || c.st.phase !== 'connected') return;
+    if (!c || c.closed || c.st.phase !== 'connected') {
+      // The connection went away while these were on their way. QoS 1/2 stay in the
+      // session's inflight window (resent on resume, counted if the session ends); QoS 0
+      // is lost here, and counted so the message accounting adds up.
+      let qos0 = 0;
+      for (const o of out) if (o.k === 'pub' && o.qos === 0) qos0++;
+      if (qos0 > 0) this.metrics.inc('messages_dropped_total{reason="connection_closed"}', qos0);
+      return;
+    }
     for (const o of out) {
       if (o.k === 'pub' && o.qos === 0 && c.io.bufferedBytes() + c.outBytes > this.opts.socketBufferHighWater) {
         // A slow consumer: QoS 0 is dropped rather than buffered without bound.

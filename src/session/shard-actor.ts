@@ -253,6 +253,11 @@ export class ShardActor {
 
   private destroy(s: Session): void {
     s.clearTimers();
+    // Messages the client never acknowledged die with the session (a QoS 2 message past
+    // PUBREC was delivered, so it does not count).
+    let undelivered = s.queue.size;
+    for (const [, e] of s.inflight.entriesInOrder()) if (e.state === 'publish') undelivered++;
+    if (undelivered > 0) this.metrics.inc('messages_dropped_total{reason="session_ended"}', undelivered);
     const gone: string[] = [];
     for (const filter of s.subs.keys()) if (this.removeSub(s.clientId, filter)) gone.push(filter);
     s.subs.clear();
