@@ -24,6 +24,11 @@ export class Metrics {
     this.counters[series] = (this.counters[series] ?? 0) + n;
   }
 
+  /** Sets a counter kept elsewhere (e.g. the supervisor's restart count). */
+  setCounter(series: string, v: number): void {
+    this.counters[series] = v;
+  }
+
   set(series: string, v: number): void {
     this.gauges[series] = v;
   }

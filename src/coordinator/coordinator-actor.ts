@@ -113,7 +113,7 @@ export class CoordinatorActor {
     this.gatherings.delete(reqId);
     this.metrics.set('retained_messages', this.retained.size);
     this.metrics.set('uptime_seconds', Math.round((Date.now() - this.started) / 1000));
-    for (const [k, v] of Object.entries(this.nodeCounters)) this.metrics.set(k, v);
+    for (const [k, v] of Object.entries(this.nodeCounters)) this.metrics.setCounter(k, v);
     g.snaps.push(this.metrics.snapshot());
     this.gateways[g.gw]!.tell({ t: 'metricsText', reqId, text: renderMetrics(g.snaps) });
   }

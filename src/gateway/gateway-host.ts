@@ -62,7 +62,7 @@ export async function startGatewayHost(o: {
     pool: pool ?? { verify: async () => false },
   });
   const authenticate: Authenticate = (u, p) => auth.authenticate(u, p);
-  const metrics = new Metrics(system.thread === 'main' ? 'main' : `gw${index}`);
+  const metrics = new Metrics(system.thread === 'main' ? `main/gateway:${index}` : `gw${index}`);
   const actor = new GatewayActor(
     {
       index,

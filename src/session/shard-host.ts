@@ -9,7 +9,7 @@ import { ShardActor } from './shard-actor.js';
 
 export function startShardHost(o: { system: ActorSystem; index: number; config: Config; topology: Topology; log: Logger }): ShardActor {
   const { limits } = o.config;
-  const metrics = new Metrics(o.system.thread === 'main' ? 'main' : `shard${o.index}`);
+  const metrics = new Metrics(o.system.thread === 'main' ? `main/shard:${o.index}` : `shard${o.index}`);
   metrics.mailboxDepth = () => o.system.mailboxDepth();
   const actor = new ShardActor(
     {

@@ -191,7 +191,7 @@ describe.each(TOPOLOGIES)('websocket + http, %s topology', (topo) => {
     expect(sample('switchboard_messages_received_total{qos="0"} ').length).toBe(1);
 
     // One event-loop-delay and one mailbox series per thread of the topology.
-    const threads = topo === 'single' ? ['main'] : ['main', 'gw0', 'gw1', 'shard0', 'shard1'];
+    const threads = topo === 'single' ? ['main', 'main/gateway:0', 'main/shard:0'] : ['main', 'gw0', 'gw1', 'shard0', 'shard1'];
     expect(typed.get('switchboard_event_loop_delay_ms')).toBe('gauge');
     expect(typed.get('switchboard_mailbox_depth')).toBe('gauge');
     const loopThreads = new Set(sample('switchboard_event_loop_delay_ms{').map((l) => /thread="([^"]+)"/.exec(l)![1]));

@@ -357,10 +357,15 @@ describe.each(TOPOLOGIES)('malformed input, %s topology', (topo) => {
       junk[1] = 10;
       if (kind % 2 === 0) s.write(junk); // the broker closes
       else s.end(junk.subarray(0, 5)); // we close mid-packet
-      setTimeout(() => s.destroy(), 3000).unref();
+      const t0 = Date.now();
+      const tm = setTimeout(() => { forced.push(kind); s.destroy(); }, 3000);
       await closed;
+      clearTimeout(tm);
+      times[kind]!.push(Date.now() - t0);
     };
+    const forced: number[] = []; const times: number[][] = [[], [], [], []]; const T0 = Date.now();
     for (let i = 0; i < 200; i += 20) await Promise.all(Array.from({ length: 20 }, (_, k) => cycle(i + k)));
+    console.log('DEBUG', topo, Date.now() - T0, 'forced', forced, times.map((t) => Math.max(...t)));
     await waitFor('gauges to return to the baseline', async () => {
       const now = await Promise.all(gauges.map((g) => metric(b, g)));
       return now.every((v, k) => v === base[k]);
