@@ -178,7 +178,8 @@ export async function startBroker(name: BrokerName, opts: StartOptions = {}): Pr
       if (!existsSync(cli)) throw new Error(`${cli} missing: run "npx tsc -p tsconfig.json" first`);
       httpPort = await freePort(host);
       cmd = process.execPath;
-      args = [cli, 'start', '--host', host, '--tcp-port', String(port), '--ws-port', String(httpPort), '--log-level', 'warn', '--data-dir', path.join(tmp, 'data'), ...(opts.extraArgs ?? [])];
+      // BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the broker (every thread).
+      args = [...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), cli, 'start', '--host', host, '--tcp-port', String(port), '--ws-port', String(httpPort), '--log-level', 'warn', '--data-dir', path.join(tmp, 'data'), ...(opts.extraArgs ?? [])];
       break;
     }
     case 'aedes':

@@ -23,8 +23,16 @@ export interface LinkEnd {
   side: 0 | 1;
 }
 
-const packr = new Packr({ useRecords: false, moreTypes: false });
-const unpackr = new Unpackr({ useRecords: false });
+/**
+ * msgpackr "sequential records": an object shape is described once, inline, the first
+ * time it crosses the link, then sent as a short record reference. The encoder and
+ * decoder keep that state, so each link owns its pair and batches must be decoded in the
+ * order they were encoded (a MessagePort keeps order; a replaced link starts fresh).
+ * Measured on this machine with delivery-shaped batches of 100: 0.37M records/s plain,
+ * 0.67M with sequential records, and 40 % fewer bytes.
+ */
+// A fresh options object per instance: msgpackr keeps its structure table on it.
+const codec = () => ({ sequential: true, useRecords: true });
 
 export class PortLink {
   onBatch: (names: string[], msgs: unknown[]) => void = () => {};
@@ -35,6 +43,8 @@ export class PortLink {
   private readonly end: LinkEnd;
   private readonly highWater: number;
   private readonly maxBatch: number;
+  private readonly packr = new Packr(codec());
+  private readonly unpackr = new Unpackr(codec());
   /** Records and batches posted, for metrics. */
   sentRecords = 0;
   sentBatches = 0;
@@ -71,7 +81,7 @@ export class PortLink {
   flush(): void {
     const n = this.names.length;
     if (n === 0 || this.closed) return;
-    const encoded = packr.pack([this.names, this.msgs]);
+    const encoded = this.packr.pack([this.names, this.msgs]);
     // pack() returns a view into a reused buffer; the transferred ArrayBuffer must be our own.
     const ab = new ArrayBuffer(encoded.length);
     new Uint8Array(ab).set(encoded);
@@ -97,7 +107,7 @@ export class PortLink {
   };
 
   private readonly onMessage = (ab: ArrayBuffer): void => {
-    const [names, msgs] = unpackr.unpack(new Uint8Array(ab)) as [string[], unknown[]];
+    const [names, msgs] = this.unpackr.unpack(new Uint8Array(ab)) as [string[], unknown[]];
     try {
       this.onBatch(names, msgs);
     } finally {
