@@ -22,6 +22,8 @@ const HELP: Record<string, string> = {
   messages_received_total: 'PUBLISH packets received from clients, by QoS',
   messages_sent_total: 'PUBLISH packets sent to clients, by QoS',
   bytes_received_total: 'Bytes read from client connections',
+  payload_bytes_received_total: 'Application payload bytes of PUBLISH packets received, by QoS',
+  payload_bytes_sent_total: 'Application payload bytes of PUBLISH packets sent, by QoS',
   bytes_sent_total: 'Bytes written to client connections',
   messages_dropped_total: 'Messages dropped, by reason',
   messages_queued: 'Messages waiting in session queues',

@@ -13,6 +13,7 @@ import { protocolError, type Effect, type Handler } from './types.js';
 
 /** Series names per QoS, built once: this runs for every PUBLISH. */
 const RECEIVED = [0, 1, 2].map((q) => `messages_received_total{qos="${q}"}`);
+const RECEIVED_BYTES = [0, 1, 2].map((q) => `payload_bytes_received_total{qos="${q}"}`);
 
 export const handlePublish: Handler<IPublishPacket> = (st, p, env) => {
   if (p.qos === (3 as number)) return protocolError(st, RC.MALFORMED_PACKET, 'qos3'); // [MQTT-3.3.1-4]
@@ -24,7 +25,10 @@ export const handlePublish: Handler<IPublishPacket> = (st, p, env) => {
   if (validateTopicName(topic, env.limits) !== null) return protocolError(st, RC.TOPIC_NAME_INVALID, 'bad_topic_name');
   // Clients cannot publish to system topics ($SYS/...): they belong to the broker [MQTT-4.7.2-1].
   const denied = topic.startsWith('$') || !env.acl.canPublish({ username: st.username, clientId: st.clientId }, topic);
-  const out: Effect[] = [{ e: 'count', series: RECEIVED[p.qos]! }];
+  const out: Effect[] = [
+    { e: 'count', series: RECEIVED[p.qos]! },
+    { e: 'count', series: RECEIVED_BYTES[p.qos]!, n: p.payload.length },
+  ];
   if (denied) {
     out.push({ e: 'count', series: 'publish_denied_total' });
     // 5.0 answers 0x87; 3.1.1 has no negative ack, so the message is dropped and still

@@ -63,7 +63,7 @@ export type Effect =
   | { e: 'auth'; username?: string; password?: Buffer }
   /** Close the connection; for v5 a DISCONNECT with `reason` is sent first when given. */
   | { e: 'close'; reason?: number; why: string; counter?: string }
-  | { e: 'count'; series: string };
+  | { e: 'count'; series: string; n?: number };
 
 export type Handler<P> = (st: ChannelState, packet: P, env: ChannelEnv) => Effect[];
 

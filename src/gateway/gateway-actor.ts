@@ -42,6 +42,7 @@ export type Authenticate = (username: string | undefined, password: Buffer | und
 
 /** Series names per QoS, built once (hot path). */
 const SENT = [0, 1, 2].map((q) => `messages_sent_total{qos="${q}"}`);
+const SENT_BYTES = [0, 1, 2].map((q) => `payload_bytes_sent_total{qos="${q}"}`);
 
 /** Packets a client may send after CONNECT before CONNACK; held until the session is open. */
 const MAX_EARLY_PACKETS = 64;
@@ -284,7 +285,7 @@ export class GatewayActor {
           this.runAuth(c, ef.username, ef.password);
           break;
         case 'count':
-          this.metrics.inc(ef.series);
+          this.metrics.inc(ef.series, ef.n);
           break;
         case 'close':
           this.close(c, { reason: ef.reason, why: ef.why, counter: ef.counter });
@@ -338,7 +339,10 @@ export class GatewayActor {
         if (o.qos > 0) this.tellShard(c, { t: 'ack', connId, clientId: c.st.clientId, kind: 'pubcomp', packetId: o.packetId });
         continue;
       }
-      if (o.k === 'pub') this.metrics.inc(SENT[o.qos]!);
+      if (o.k === 'pub') {
+        this.metrics.inc(SENT[o.qos]!);
+        this.metrics.inc(SENT_BYTES[o.qos]!, o.msg.payload.length);
+      }
     }
   }
 

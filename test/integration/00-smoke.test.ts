@@ -12,6 +12,8 @@ describe.each(TOPOLOGIES)('smoke %s', (topo) => {
     await pub.publishAsync('x/y', 'hi', { qos: 1 });
     expect(await got).toBe('x/y hi');
     expect(await metric(b, 'messages_received_total{qos="1"}')).toBe(1);
+    expect(await metric(b, 'payload_bytes_received_total{qos="1"}')).toBe(2);
+    expect(await metric(b, 'payload_bytes_sent_total{qos="1"}')).toBe(2);
     await pub.endAsync(); await sub.endAsync();
     await b.close();
   });
