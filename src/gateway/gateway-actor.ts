@@ -194,6 +194,9 @@ export class GatewayActor {
     if (this.paused) io.pause();
     return {
       data: (chunk) => this.onData(c, chunk),
+      // MQTT over WebSocket is binary frames only; a text frame closes [MQTT-6.0.0-1].
+      textFrame: () =>
+        this.close(c, { reason: RC.MALFORMED_PACKET, why: 'websocket_text_frame', counter: 'protocol_errors_total{reason="websocket_text_frame"}' }),
       closed: () => this.onSocketClosed(c),
       drained: () => {},
     };

@@ -19,6 +19,8 @@ export interface ConnIO {
 
 export interface ConnSink {
   data(chunk: Buffer): void;
+  /** WebSocket only: a text frame arrived, which MQTT forbids [MQTT-6.0.0-1]. */
+  textFrame(): void;
   closed(): void;
   /** The socket drained below its high-water mark (so QoS 0 messages flow again). */
   drained(): void;

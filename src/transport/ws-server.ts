@@ -73,9 +73,11 @@ export function listenWs(
       }
       data.sink = sink;
     },
-    message: (ws, message) => {
+    message: (ws, message, isBinary) => {
+      const sink = ws.getUserData().sink;
+      if (!isBinary) return sink?.textFrame();
       // Copy: the ArrayBuffer is neutered when this callback returns.
-      ws.getUserData().sink?.data(Buffer.from(new Uint8Array(message)));
+      sink?.data(Buffer.from(new Uint8Array(message)));
     },
     drain: (ws) => ws.getUserData().sink?.drained(),
     close: (ws) => {
