@@ -34,7 +34,7 @@ import { Metrics } from './admin/metrics.js';
 import { createLogger } from './log.js';
 import { startGatewayHost, type GatewayHost } from './gateway/gateway-host.js';
 import { startShardHost } from './session/shard-host.js';
-import { MAX_GATEWAYS } from './gateway/conn-id.js';
+import { MAX_GATEWAYS, firstConnId } from './gateway/conn-id.js';
 import { findFreePort } from './transport/free-port.js';
 
 export const VERSION = '0.1.0';
@@ -161,7 +161,7 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
       // open poll handle).
       await Promise.all(live.map(stopWorker));
       for (let g = 0; g < gatewayCount(topology); g++)
-        for (let s = 0; s < shardCount(topology); s++) system.ref<ShardMsg>(shardName(s)).tell({ t: 'gatewayDown', gw: g });
+        for (let s = 0; s < shardCount(topology); s++) system.ref<ShardMsg>(shardName(s)).tell({ t: 'gatewayDown', gw: g, before: firstConnId(restarts.gateway, g) });
       await startGateways(true);
       log.info('gateways restarted');
     })().finally(() => (gatewayRestart = null));
@@ -175,10 +175,10 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
       : topology.gatewayThreads > 1 && config.listeners.ws.enabled && config.listeners.ws.port === 0
         ? { wsPort: await findFreePort(config.host) }
         : {};
-    const r0 = (await spawn('gateway', 0, firstPorts)) as Extract<FromWorker, { t: 'listening' }>;
+    const r0 = (await spawn('gateway', 0, { ...firstPorts, generation: restarts.gateway })) as Extract<FromWorker, { t: 'listening' }>;
     listen = { tcpPort: r0.tcpPort, tcpFd: r0.tcpFd, wsPort: r0.wsPort };
     const rest: Promise<FromWorker>[] = [];
-    for (let g = 1; g < topology.gatewayThreads; g++) rest.push(spawn('gateway', g, { ...listen }));
+    for (let g = 1; g < topology.gatewayThreads; g++) rest.push(spawn('gateway', g, { ...listen, generation: restarts.gateway }));
     await Promise.all(rest);
   };
 

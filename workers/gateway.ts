@@ -14,6 +14,7 @@ try {
     config: init.config,
     topology: init.topology,
     connCounter: init.connCounter,
+    generation: init.generation,
     log,
     tcpFd: init.tcpFd,
     tcpPort: init.tcpPort,

@@ -23,7 +23,7 @@ import { afterAuth, handleIn, newChannelState, sessionReady, type ChannelEnv, ty
 import type { AuthResult } from '../channel/connect.js';
 import type { ConnIO, ConnSink } from '../transport/connection.js';
 import { RouteTable } from './route-table.js';
-import { makeConnId } from './conn-id.js';
+import { GENERATION_SPAN, makeConnId } from './conn-id.js';
 import { toPacket } from './encode.js';
 
 export interface GatewayOptions {
@@ -34,6 +34,8 @@ export interface GatewayOptions {
   maxPacketSize: number;
   /** Seconds to complete CONNECT/CONNACK before the socket is closed. */
   connectTimeout: number;
+  /** Restarts of the gateway group so far: connection ids of each generation are distinct. */
+  generation: number;
   /** Node-wide open-connection counter shared by every gateway (Int32Array over a SAB). */
   connCounter: Int32Array;
 }
@@ -66,7 +68,7 @@ export class GatewayActor {
   private readonly routes = new RouteTable();
   private readonly shardRefs: ActorRef<ShardMsg>[] = [];
   private readonly coordinator: ActorRef<CoordinatorMsg>;
-  private connCounter = 0;
+  private connCounter: number;
   private readonly dirty = new Set<Conn>();
   private flushScheduled = false;
   private paused = false;
@@ -89,6 +91,7 @@ export class GatewayActor {
   ) {
     for (let i = 0; i < opts.shards; i++) this.shardRefs.push(system.ref(shardName(i)));
     this.coordinator = system.ref(COORDINATOR);
+    this.connCounter = opts.generation * GENERATION_SPAN;
     this.snapshotsPending = opts.shards;
     this.ready = new Promise((r) => (this.readyResolve = r));
     for (const s of this.shardRefs) s.tell({ t: 'routeSync', gw: opts.index });

@@ -37,6 +37,7 @@ export async function startGatewayHost(o: {
   config: Config;
   topology: Topology;
   connCounter: Int32Array;
+  generation?: number;
   log: Logger;
   tcpFd?: number;
   tcpPort?: number;
@@ -71,6 +72,7 @@ export async function startGatewayHost(o: {
       socketBufferHighWater: limits.socketBufferHighWater,
       maxPacketSize: limits.maxPacketSize,
       connectTimeout: limits.connectTimeout,
+      generation: o.generation ?? 0,
       connCounter: o.connCounter,
     },
     system,

@@ -22,6 +22,8 @@ export interface WorkerInit {
   links: LinkSpec[];
   /** Gateways: node-wide connection counter. */
   connCounter: Int32Array;
+  /** Gateways: how many times the gateway group was restarted (connection id generation). */
+  generation?: number;
   /** Gateways other than the first: the TCP listening descriptor and the bound ports. */
   tcpFd?: number;
   tcpPort?: number;

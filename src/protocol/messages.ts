@@ -99,8 +99,11 @@ export type ShardMsg =
   | { t: 'routeAck'; gw: number; seq: number }
   /** The gateway closed a connection the shard kicked (takeover), or no longer had it. */
   | { t: 'kicked'; connId: number; clientId: string }
-  /** Sent by the supervisor when a gateway thread died: its connections are gone. */
-  | { t: 'gatewayDown'; gw: number }
+  /**
+   * Sent by the supervisor when a gateway thread died: its connections (ids below
+   * `before`, the first id of the next generation) are gone.
+   */
+  | { t: 'gatewayDown'; gw: number; before: number }
   | { t: 'routeSync'; gw: number }
   | { t: 'retained'; clientId: string; connId: number; msgs: Array<{ msg: AppMessage; opts: SubOptions }> }
   | ControlMsg;

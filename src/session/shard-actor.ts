@@ -101,7 +101,7 @@ export class ShardActor {
       case 'kicked':
         return this.onKicked(m.connId, m.clientId);
       case 'gatewayDown':
-        return this.onGatewayDown(m.gw);
+        return this.onGatewayDown(m.gw, m.before);
       case 'collectMetrics':
         return this.coordinator.tell({ t: 'metricsReport', reqId: m.reqId, snapshot: this.snapshot() });
       case 'crash':
@@ -267,16 +267,16 @@ export class ShardActor {
     this.routeDel(gone);
   }
 
-  private onGatewayDown(gw: number): void {
+  private onGatewayDown(gw: number, before: number): void {
     // Every connection of that gateway is gone: treat each as a lost connection.
     for (const s of [...this.sessions.values()]) {
-      if (s.binding && s.binding.gw === gw) {
+      if (s.binding && s.binding.gw === gw && s.binding.connId < before) {
         s.binding = null;
         this.detached(s, true);
       }
     }
     // Takeovers waiting on that gateway will never hear back: its connections are gone.
-    for (const [clientId, p] of [...this.takeovers]) if (p.waitGw === gw) this.onKicked(p.waitConn, clientId);
+    for (const [clientId, p] of [...this.takeovers]) if (p.waitGw === gw && p.waitConn < before) this.onKicked(p.waitConn, clientId);
   }
 
   // ------------------------------------------------------------ subscriptions

@@ -1,3 +1,4 @@
+import { firstConnId } from '../../../src/gateway/conn-id.js';
 import { describe, it, expect, afterEach, vi } from 'vitest';
 import type { Logger } from 'pino';
 import { ActorSystem } from '../../../src/runtime/system.js';
@@ -707,10 +708,25 @@ describe('ShardActor: takeover and wills', () => {
     await online(h, 'watcher', [['status/#', 1]], { gw: 1 });
     h.connect('c1', { gw: 0, will: will('status/c1') });
     await tick();
-    h.shard({ t: 'gatewayDown', gw: 0 });
+    h.shard({ t: 'gatewayDown', gw: 0, before: firstConnId(1, 0) });
     await tick();
     await tick();
     expect(pubs(h.take(1)).map((p) => p.msg.topic)).toEqual(['status/c1']);
+  });
+
+  it('gatewayDown leaves alone a connection of the next generation that got there first', async () => {
+    const h = harness({ gateways: 2 });
+    await online(h, 'watcher', [['status/#', 1]], { gw: 1 });
+    // A client reconnected through the restarted gateway 0 before gatewayDown arrived.
+    const fresh = h.connect('c1', { gw: 0, connId: firstConnId(1, 0) + 64, will: will('status/c1') });
+    await tick();
+    h.shard({ t: 'gatewayDown', gw: 0, before: firstConnId(1, 0) });
+    await tick();
+    await tick();
+    expect(h.metrics.get('wills_published_total')).toBe(0);
+    h.publish('status/x', 1);
+    await tick();
+    expect(h.take(0).some((m) => m.t === 'connack' && m.connId === fresh)).toBe(true);
   });
 });
 
