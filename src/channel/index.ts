@@ -47,5 +47,5 @@ export function handleIn(st: ChannelState, p: Packet, env: ChannelEnv): Effect[]
 }
 
 export { afterAuth } from './connect.js';
-export { sessionReady } from './session-ready.js';
+export { sessionReady, sessionRefused } from './session-ready.js';
 export * from './types.js';

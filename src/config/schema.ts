@@ -65,6 +65,7 @@ export interface LimitsConfig {
   readonly socketBufferHighWater: number;
   readonly maxKeepAlive: number;
   readonly connectTimeout: number;
+  readonly maxSessions: number;
 }
 
 export interface AuthConfig {
@@ -213,6 +214,8 @@ export const SCHEMA: SchemaOf<Config> = {
     maxKeepAlive: int(65_535, 1, 65_535, 'Maximum keep-alive in seconds granted to clients.'),
     // A socket that never completes CONNECT must not hold a descriptor forever.
     connectTimeout: int(10, 1, 3600, 'Seconds a new connection may take to send CONNECT and be accepted before it is closed.'),
+    // Offline persistent sessions outlive their connections, so maxConnections does not bound them.
+    maxSessions: int(1_000_000, 1, INT32_MAX, 'Sessions per node, online and offline (split evenly over the shards); a new session beyond it is refused (v5 CONNACK 0x97, 3.1.1 0x03).'),
   },
   auth: {
     allowAnonymous: bool(true, 'Accept clients that send no username.'),

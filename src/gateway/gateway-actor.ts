@@ -19,7 +19,7 @@ import {
 import type { Metrics } from '../admin/metrics.js';
 import { CONNACK_V3, RC } from '../mqtt/reason-codes.js';
 import { Framer } from '../mqtt/framer.js';
-import { afterAuth, handleIn, newChannelState, sessionReady, type ChannelEnv, type ChannelState, type Effect } from '../channel/index.js';
+import { afterAuth, handleIn, newChannelState, sessionReady, sessionRefused, type ChannelEnv, type ChannelState, type Effect } from '../channel/index.js';
 import type { AuthResult } from '../channel/connect.js';
 import type { ConnIO, ConnSink } from '../transport/connection.js';
 import { RouteTable } from './route-table.js';
@@ -107,6 +107,7 @@ export class GatewayActor {
       case 'connack': {
         const c = this.conns.get(m.connId);
         if (!c) return;
+        if (m.refused) return this.apply(c, sessionRefused(c.st));
         this.apply(c, sessionReady(c.st, m.sessionPresent, m.qos2In, this.env));
         // Packets the client sent before CONNACK now run in order.
         const early = c.early;

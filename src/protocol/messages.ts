@@ -110,7 +110,7 @@ export type ShardMsg =
 
 // ---------------------------------------------------------------- to a gateway
 export type GatewayMsg =
-  | { t: 'connack'; connId: number; sessionPresent: boolean; qos2In: number[] }
+  | { t: 'connack'; connId: number; sessionPresent: boolean; qos2In: number[]; refused?: 'quota' }
   | { t: 'deliver'; connId: number; out: Outbound[] }
   | { t: 'suback'; connId: number; packetId: number; codes: number[] }
   | { t: 'unsuback'; connId: number; packetId: number; codes: number[] }

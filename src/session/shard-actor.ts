@@ -35,6 +35,8 @@ export interface ShardOptions {
   maxInflight: number;
   maxQueuedMessages: number;
   maxSubscriptionsPerClient: number;
+  /** Sessions this shard may hold (its share of limits.maxSessions). */
+  maxSessions: number;
 }
 
 type ConnectMsg = Extract<ShardMsg, { t: 'connect' }>;
@@ -177,6 +179,11 @@ export class ShardActor {
       s = undefined;
     }
     const sessionPresent = s !== undefined;
+    if (!s && this.sessions.size >= this.opts.maxSessions) {
+      this.metrics.inc('connections_rejected_total{reason="max_sessions"}');
+      this.gateways[m.gw]!.tell({ t: 'connack', connId: m.connId, sessionPresent: false, qos2In: [], refused: 'quota' });
+      return;
+    }
     if (!s) {
       s = new Session(m.clientId, this.opts.maxQueuedMessages);
       this.sessions.set(m.clientId, s);

@@ -19,6 +19,7 @@ export function startShardHost(o: { system: ActorSystem; index: number; config: 
       maxInflight: limits.maxInflight,
       maxQueuedMessages: limits.maxQueuedMessages,
       maxSubscriptionsPerClient: limits.maxSubscriptionsPerClient,
+      maxSessions: Math.ceil(limits.maxSessions / shardCount(o.topology)),
     },
     o.system,
     metrics,

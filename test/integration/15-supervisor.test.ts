@@ -29,6 +29,15 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms
   }
 }
 
+/** Rejects with `what` when `p` takes longer than `ms`: a hang says where it hung. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms))),
+  ]);
+}
+
 interface Tracked {
   c: MqttClient;
   id: string;
@@ -73,7 +82,7 @@ describe('supervisor restarts crashed threads (multi topology)', () => {
 
   /** Exactly-once round trip on a connection that must already work. */
   async function deliverNow(from: Tracked, to: Tracked, topic: string, payload: string): Promise<void> {
-    await from.c.publishAsync(topic, payload, { qos: 1 });
+    await within(from.c.publishAsync(topic, payload, { qos: 1 }), 5000, `PUBACK for ${from.id} on ${topic}`);
     await waitFor(`${to.id} to get ${topic} ${payload}`, () => to.got.includes(`${topic} ${payload}`), 3000);
   }
 
@@ -89,8 +98,8 @@ describe('supervisor restarts crashed threads (multi topology)', () => {
     const a0 = await client(idOnShard(0)); // session on shard 0
     const a1 = await client(idOnShard(1)); // session on shard 1
     const p1 = await client(idOnShard(1)); // a publisher on shard 1
-    await a0.c.subscribeAsync('sv/a', { qos: 1 });
-    await a1.c.subscribeAsync('sv/b', { qos: 1 });
+    await within(a0.c.subscribeAsync('sv/a', { qos: 1 }), 5000, 'SUBACK a0');
+    await within(a1.c.subscribeAsync('sv/b', { qos: 1 }), 5000, 'SUBACK a1');
     await deliverNow(p1, a0, 'sv/a', 'before');
     await deliverNow(p1, a1, 'sv/b', 'before');
 
@@ -110,19 +119,19 @@ describe('supervisor restarts crashed threads (multi topology)', () => {
     expect(a1.connects).toBe(1);
     await deliverNow(p1, a1, 'sv/b', 'still');
     expect(b.restarts).toEqual({ gateway: 0, shard: 1 });
-    expect(await metric(b, 'thread_restarts_total{role="shard"}')).toBe(1);
+    expect(await within(metric(b, 'thread_restarts_total{role="shard"}'), 5000, 'GET /metrics')).toBe(1);
 
     // And a brand-new client on shard 0 works.
     const n0 = await client(idOnShard(0));
-    await n0.c.subscribeAsync('sv/n', { qos: 1 });
+    await within(n0.c.subscribeAsync('sv/n', { qos: 1 }), 5000, 'SUBACK n0');
     await deliverNow(a1, n0, 'sv/n', 'fresh');
   });
 
   it('a crashed gateway restarts every gateway; all clients reconnect and traffic flows again', async () => {
     const subs = [await client(idOnShard(0)), await client(idOnShard(1)), await client(idOnShard(0), b.wsUrl)];
     const pub = await client(idOnShard(1));
-    for (const s of subs) await s.c.subscribeAsync('gw/all', { qos: 1 });
-    await pub.c.publishAsync('gw/all', 'before', { qos: 1 });
+    for (const s of subs) await within(s.c.subscribeAsync('gw/all', { qos: 1 }), 5000, `SUBACK ${s.id}`);
+    await within(pub.c.publishAsync('gw/all', 'before', { qos: 1 }), 5000, 'PUBACK before the crash');
     for (const s of subs) await waitFor(`${s.id} to get the first message`, () => s.got.includes('gw/all before'));
 
     b.crashThread('gateway', 0);
@@ -134,14 +143,14 @@ describe('supervisor restarts crashed threads (multi topology)', () => {
     // Traffic flows again (MQTT.js resubscribes on reconnect).
     for (const s of subs) await deliverEventually(pub, s, 'gw/all', `after-${s.id}`);
     expect(b.restarts).toEqual({ gateway: 1, shard: 0 });
-    expect(await metric(b, 'thread_restarts_total{role="gateway"}')).toBe(1);
+    expect(await within(metric(b, 'thread_restarts_total{role="gateway"}'), 5000, 'GET /metrics')).toBe(1);
 
     // New connections are accepted on both listeners, and HTTP works.
     const fresh = await mqtt.connectAsync(b.tcpUrl, { reconnectPeriod: 0, connectTimeout: 3000 });
-    await fresh.endAsync();
+    await fresh.endAsync(true);
     const freshWs = await mqtt.connectAsync(b.wsUrl, { reconnectPeriod: 0, connectTimeout: 3000 });
-    await freshWs.endAsync();
-    expect((await fetch(`${b.httpUrl}/healthz`)).status).toBe(200);
+    await freshWs.endAsync(true);
+    expect((await fetch(`${b.httpUrl}/healthz`, { signal: AbortSignal.timeout(5000) })).status).toBe(200);
 
     // Again, with the other gateway: restarts are repeatable (same ports re-bound).
     const closesBefore = [...subs, pub].map((t) => t.closes);
@@ -150,6 +159,6 @@ describe('supervisor restarts crashed threads (multi topology)', () => {
     for (const [i, t] of [...subs, pub].entries())
       await waitFor(`${t.id} to reconnect again`, () => t.closes > closesBefore[i]! && t.c.connected);
     for (const s of subs) await deliverEventually(pub, s, 'gw/all', `again-${s.id}`);
-    expect(await metric(b, 'thread_restarts_total{role="gateway"}')).toBe(2);
+    expect(await within(metric(b, 'thread_restarts_total{role="gateway"}'), 5000, 'GET /metrics')).toBe(2);
   });
 });

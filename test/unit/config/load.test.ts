@@ -47,6 +47,7 @@ describe('DEFAULTS', () => {
       socketBufferHighWater: 1048576,
       maxKeepAlive: 65535,
       connectTimeout: 10,
+      maxSessions: 1000000,
     });
     expect(DEFAULTS.auth).toEqual({ allowAnonymous: true, usersFile: null, aclDefault: 'allow', acl: [] });
     expect(DEFAULTS.log).toEqual({ level: 'info' });

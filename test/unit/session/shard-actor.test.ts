@@ -60,6 +60,7 @@ function harness(opts: Partial<ShardOptions> = {}): Harness {
     maxInflight: 10,
     maxQueuedMessages: 100,
     maxSubscriptionsPerClient: 50,
+    maxSessions: 1000,
     ...opts,
   };
   const sys = new ActorSystem('t', () => 't');
@@ -154,6 +155,21 @@ describe('ShardActor: connect', () => {
     const connId = h.connect('c1');
     await tick();
     expect(h.take()).toEqual([{ t: 'connack', connId, sessionPresent: false, qos2In: [] }]);
+  });
+
+  it('refuses a new session beyond maxSessions (counted), but still resumes an existing one', async () => {
+    const h = harness({ maxSessions: 1 });
+    const c1 = h.connect('c1', { cleanStart: false, expiry: 60 });
+    await tick();
+    h.take();
+    const c2 = h.connect('c2');
+    await tick();
+    expect(h.take()).toEqual([{ t: 'connack', connId: c2, sessionPresent: false, qos2In: [], refused: 'quota' }]);
+    expect(h.metrics.get('connections_rejected_total{reason="max_sessions"}')).toBe(1);
+    h.shard({ t: 'disconnect', connId: c1, clientId: 'c1', publishWill: false, qos2In: [] });
+    const c1b = h.connect('c1', { cleanStart: false, expiry: 60 });
+    await tick();
+    expect(h.take()).toEqual([{ t: 'connack', connId: c1b, sessionPresent: true, qos2In: [] }]);
   });
 
   it('answers the gateway the connection came through', async () => {
