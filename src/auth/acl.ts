@@ -43,17 +43,9 @@
 import { matchTopic, validateTopicFilter, validateTopicName } from '../mqtt/topic.js';
 import type { TopicLimits } from '../mqtt/topic.js';
 
-export type AclAction = 'allow' | 'deny';
-export type AclPermission = 'publish' | 'subscribe' | 'all';
-
-/** Structurally identical to the config's AclRule, so config rules pass straight in. */
-export interface AclRule {
-  readonly action: AclAction;
-  readonly permission: AclPermission;
-  readonly topic: string;
-  readonly username?: string;
-  readonly clientId?: string;
-}
+import type { AclAction, AclRule } from '../config/schema.js';
+// The rule type is the configuration's own, so config rules pass straight in.
+export type { AclAction, AclPermission, AclRule } from '../config/schema.js';
 
 export interface AclContext {
   readonly username?: string;

@@ -151,11 +151,6 @@ export class GatewayActor {
       }
       case 'collectMetrics':
         return this.coordinator.tell({ t: 'metricsReport', reqId: m.reqId, snapshot: this.snapshot() });
-      case 'crash':
-        setImmediate(() => {
-          throw new Error('test hook: gateway crash requested');
-        });
-        return;
     }
   }
 

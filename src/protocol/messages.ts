@@ -9,7 +9,7 @@
  * Bump PROTOCOL_VERSION whenever a message changes shape: threads of one process always
  * share a version, but the cluster bus (a later issue) will check it.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 export type QoS = 0 | 1 | 2;
 
@@ -136,10 +136,8 @@ export type CoordinatorMsg =
   | { t: 'metricsReport'; reqId: number; snapshot: MetricsSnapshot };
 
 // ---------------------------------------------------------------- runtime control, any thread
-export type ControlMsg =
-  | { t: 'collectMetrics'; reqId: number }
-  /** Test hook: make this thread crash with an uncaught exception. */
-  | { t: 'crash' };
+export type ControlMsg = { t: 'collectMetrics'; reqId: number };
+// (The crash test hook is a supervisor control message: src/protocol/control.ts.)
 
 /** What a thread reports for /metrics. Counters are totals since the thread started. */
 export interface MetricsSnapshot {

@@ -106,11 +106,6 @@ export class ShardActor {
         return this.onGatewayDown(m.gw, m.before);
       case 'collectMetrics':
         return this.coordinator.tell({ t: 'metricsReport', reqId: m.reqId, snapshot: this.snapshot() });
-      case 'crash':
-        setImmediate(() => {
-          throw new Error('test hook: shard crash requested');
-        });
-        return;
     }
   }
 
