@@ -47,10 +47,11 @@ const uniq = (base: string) => `${base}/${process.pid}-${++seq}`;
 /**
  * mosquitto_sub with debug output (to see the SUBACK) and a machine-readable message
  * format: every message is one line `MSG|topic|qos|retain|payload`.
- * `-W 5` bounds it: it exits (code 27) after 5 s if it did not get its `-C` messages.
+ * `-W 10` bounds it: it exits (code 27) after 10 s if it did not get its `-C` messages
+ * (generous: the only misses ever seen were on a machine saturated by parallel test runs).
  */
 function mosqSub(port: number, version: Version, args: string[]): MosqSub {
-  const argv = ['-h', '127.0.0.1', '-p', String(port), '-V', version, '-d', '-W', '5', '-F', 'MSG|%t|%q|%r|%p', ...args];
+  const argv = ['-h', '127.0.0.1', '-p', String(port), '-V', version, '-d', '-W', '10', '-F', 'MSG|%t|%q|%r|%p', ...args];
   // mosquitto_sub block-buffers its debug lines on a pipe, so the SUBACK line would only
   // show up at exit: stdbuf makes its stdout line-buffered.
   // stdbuf execs mosquitto_sub: same pid, so kill() reaches mosquitto_sub itself.
@@ -125,11 +126,13 @@ function nextMessage(c: MqttClient, ms = 5000): Promise<{ topic: string; payload
   });
 }
 
-// KNOWN FLAKE (open, see the issue's closing note): in the single-thread topology one
-// mosquitto_sub per full-suite run occasionally misses a message published right after
-// its SUBACK (a different test each time; never reproduced in isolation). Retried so
-// CI stays meaningful while it is investigated; the retry is not a fix.
-describe.skipIf(!HAVE_MOSQUITTO).each(TOPOLOGIES)('mosquitto clients, %s topology', { retry: 2 }, (topo) => {
+// KNOWN FLAKE (see the issue's closing note): twice, during full-suite runs on a machine
+// saturated by other parallel test runs, one mosquitto_sub in the single-thread topology
+// timed out without a message published right after its SUBACK (a different test each
+// time). Never reproduced otherwise: 400 targeted cycles under CPU load and repeated
+// full runs with MOSQ_RETRY=0 passed. Retried (MOSQ_RETRY, default 2) while it stays
+// unexplained; the retry is not a fix.
+describe.skipIf(!HAVE_MOSQUITTO).each(TOPOLOGIES)('mosquitto clients, %s topology', { retry: Number(process.env.MOSQ_RETRY ?? 2) }, (topo) => {
   let b: TestBroker;
   const clients: MqttClient[] = [];
   const connect = async (opts: mqtt.IClientOptions = {}) => {
