@@ -1,0 +1,19 @@
+// Public API of the IM payload layer; this file becomes the client SDK entry point, so
+// only what clients need is exported here (internals stay in the modules).
+export {
+  ImKind,
+  ImMedia,
+  ImItemType,
+  ImPayloadError,
+  IM_PAYLOAD_ERROR_CODES,
+  decodeImPayload,
+  encodeImPayload,
+  validateImPayload,
+} from './payload.js';
+export type {
+  ImContent,
+  ImContentItem,
+  ImFileInfo,
+  ImMessage,
+  ImPayloadErrorCode,
+} from './payload.js';
