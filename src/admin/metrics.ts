@@ -6,6 +6,11 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { MetricsSnapshot } from '../protocol/messages.js';
 
+/** One series name per QoS level (`name{qos="0"}` ...), built once for hot paths. */
+export function seriesByQos(name: string): readonly string[] {
+  return [0, 1, 2].map((q) => `${name}{qos="${q}"}`);
+}
+
 export class Metrics {
   readonly thread: string;
   private readonly counters: Record<string, number> = Object.create(null);

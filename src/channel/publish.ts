@@ -8,12 +8,13 @@ import type { IPublishPacket } from 'mqtt-packet';
 import { RC } from '../mqtt/reason-codes.js';
 import { validateTopicName } from '../mqtt/topic.js';
 import type { AppMessage } from '../protocol/messages.js';
+import { seriesByQos } from '../admin/metrics.js';
 import { propsFromPublish } from './message-props.js';
 import { protocolError, type Effect, type Handler } from './types.js';
 
 /** Series names per QoS, built once: this runs for every PUBLISH. */
-const RECEIVED = [0, 1, 2].map((q) => `messages_received_total{qos="${q}"}`);
-const RECEIVED_BYTES = [0, 1, 2].map((q) => `payload_bytes_received_total{qos="${q}"}`);
+const RECEIVED = seriesByQos('messages_received_total');
+const RECEIVED_BYTES = seriesByQos('payload_bytes_received_total');
 
 export const handlePublish: Handler<IPublishPacket> = (st, p, env) => {
   if (p.qos === (3 as number)) return protocolError(st, RC.MALFORMED_PACKET, 'qos3'); // [MQTT-3.3.1-4]

@@ -1,25 +1,10 @@
-/** The shard opened the session: send CONNACK (with v5 properties) and go live. */
+/** The shard answered `connect`: CONNACK (with v5 properties) and go live, or refuse. */
 import type { IConnackPacket } from 'mqtt-packet';
 import { CONNACK_V3, RC } from '../mqtt/reason-codes.js';
 import type { ChannelEnv, ChannelState, Effect } from './types.js';
 
 export function sessionReady(st: ChannelState, sessionPresent: boolean, qos2In: number[], env: ChannelEnv): Effect[] {
   if (st.phase !== 'connecting') return [];
-  return openSession(st, sessionPresent, qos2In, env);
-}
-
-/** The shard could not open a session (limits.maxSessions): v5 0x97 Quota exceeded, 3.1.1 0x03. */
-export function sessionRefused(st: ChannelState): Effect[] {
-  if (st.phase !== 'connecting') return [];
-  st.phase = 'closed';
-  const packet: IConnackPacket =
-    st.version === 5
-      ? { cmd: 'connack', sessionPresent: false, reasonCode: RC.QUOTA_EXCEEDED }
-      : { cmd: 'connack', sessionPresent: false, returnCode: CONNACK_V3.SERVER_UNAVAILABLE };
-  return [{ e: 'send', packet }, { e: 'close', why: 'max_sessions' }];
-}
-
-function openSession(st: ChannelState, sessionPresent: boolean, qos2In: number[], env: ChannelEnv): Effect[] {
   st.phase = 'connected';
   st.qos2In = new Set(qos2In);
   const packet: IConnackPacket = { cmd: 'connack', sessionPresent };
@@ -41,4 +26,15 @@ function openSession(st: ChannelState, sessionPresent: boolean, qos2In: number[]
     packet.returnCode = 0;
   }
   return [{ e: 'send', packet }];
+}
+
+/** The shard could not open a session (limits.maxSessions): v5 0x97 Quota exceeded, 3.1.1 0x03. */
+export function sessionRefused(st: ChannelState): Effect[] {
+  if (st.phase !== 'connecting') return [];
+  st.phase = 'closed';
+  const packet: IConnackPacket =
+    st.version === 5
+      ? { cmd: 'connack', sessionPresent: false, reasonCode: RC.QUOTA_EXCEEDED }
+      : { cmd: 'connack', sessionPresent: false, returnCode: CONNACK_V3.SERVER_UNAVAILABLE };
+  return [{ e: 'send', packet }, { e: 'close', why: 'max_sessions' }];
 }

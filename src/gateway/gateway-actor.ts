@@ -16,7 +16,7 @@ import {
   type Outbound,
   type ShardMsg,
 } from '../protocol/messages.js';
-import type { Metrics } from '../admin/metrics.js';
+import { seriesByQos, type Metrics } from '../admin/metrics.js';
 import { CONNACK_V3, RC } from '../mqtt/reason-codes.js';
 import { Framer } from '../mqtt/framer.js';
 import { afterAuth, handleIn, newChannelState, sessionReady, sessionRefused, type ChannelEnv, type ChannelState, type Effect } from '../channel/index.js';
@@ -43,8 +43,8 @@ export interface GatewayOptions {
 export type Authenticate = (username: string | undefined, password: Buffer | undefined) => Promise<AuthResult>;
 
 /** Series names per QoS, built once (hot path). */
-const SENT = [0, 1, 2].map((q) => `messages_sent_total{qos="${q}"}`);
-const SENT_BYTES = [0, 1, 2].map((q) => `payload_bytes_sent_total{qos="${q}"}`);
+const SENT = seriesByQos('messages_sent_total');
+const SENT_BYTES = seriesByQos('payload_bytes_sent_total');
 
 /** Packets a client may send after CONNECT before CONNACK; held until the session is open. */
 const MAX_EARLY_PACKETS = 64;

@@ -151,16 +151,11 @@ export class ShardActor {
     if (!p || p.waitConn !== connId) return; // a superseded waiting connection
     this.takeovers.delete(clientId);
     const s = this.sessions.get(clientId);
-    if (s && s.isBoundTo(connId)) {
-      // No DISCONNECT came before the kick: the old connection ended abnormally, so its
-      // will goes out unless the new connection resumes the session within the delay.
-      s.binding = null;
-      // A session with expiry 0 (3.1.1 CleanSession=1, v5 expiry 0) lasts as long as its
-      // connection: it ends here and is never resumed [MQTT-3.1.2-6].
-      const ended = s.expiry === 0;
-      if (s.will && (s.will.delay === 0 || p.next.cleanStart || ended)) this.publishWill(s);
-      if (ended) this.destroy(s);
-    }
+    // No DISCONNECT came before the kick: the old connection ended abnormally, like any
+    // lost connection. Its will goes out now (delay 0), with the session (expiry 0: a
+    // 3.1.1 CleanSession=1 session is never resumed [MQTT-3.1.2-6]) or when a clean start
+    // ends the session; a resume within the delay cancels it (openSession).
+    if (s && s.isBoundTo(connId)) this.detached(s, true);
     this.openSession(p.next);
   }
 
@@ -214,13 +209,14 @@ export class ShardActor {
   private onDisconnect(m: Extract<ShardMsg, { t: 'disconnect' }>): void {
     const s = this.sessions.get(m.clientId);
     if (!s || !s.isBoundTo(m.connId)) return; // a connection already taken over
-    s.binding = null;
     s.qos2In = m.qos2In;
     if (m.expiry !== undefined) s.expiry = m.expiry;
     this.detached(s, m.publishWill);
   }
 
+  /** The session's connection is gone: will, then expiry. */
   private detached(s: Session, publishWill: boolean): void {
+    s.binding = null;
     if (!publishWill) s.will = undefined; // normal DISCONNECT discards the will [MQTT-3.14.4-3]
     if (s.will) {
       if (s.will.delay === 0 || s.expiry === 0) this.publishWill(s);
@@ -272,10 +268,7 @@ export class ShardActor {
   private onGatewayDown(gw: number, before: number): void {
     // Every connection of that gateway is gone: treat each as a lost connection.
     for (const s of [...this.sessions.values()]) {
-      if (s.binding && s.binding.gw === gw && s.binding.connId < before) {
-        s.binding = null;
-        this.detached(s, true);
-      }
+      if (s.binding && s.binding.gw === gw && s.binding.connId < before) this.detached(s, true);
     }
     // Takeovers waiting on that gateway will never hear back: its connections are gone.
     for (const [clientId, p] of [...this.takeovers]) if (p.waitGw === gw && p.waitConn < before) this.onKicked(p.waitConn, clientId);
