@@ -80,6 +80,9 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
       version: VERSION,
       sysInterval: 10,
       connCounter,
+      im: config.im,
+      dataDir: config.dataDir,
+      topicLimits: config.limits,
     },
     system,
     metrics,
@@ -145,6 +148,7 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
     // The new shard is empty: gateways drop its routes, close the connections whose
     // session lived there, and ask for its (empty) route snapshot.
     for (let g = 0; g < gatewayCount(topology); g++) system.ref<GatewayMsg>(gatewayName(g)).tell({ t: 'shardDown', shard: index });
+    coordinator.shardRestarted(index);
     log.info({ shard: index }, 'shard restarted');
   };
 
@@ -185,6 +189,7 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
   // Shards first, so gateways get their route snapshots before they accept anything.
   if (topology.shardThreads === 0) startShardHost({ system, index: 0, config, topology, log });
   else await Promise.all(Array.from({ length: topology.shardThreads }, (_, i) => spawn('shard', i)));
+  coordinator.createHolds();
   if (topology.gatewayThreads === 0) {
     const host = await startGatewayHost({ system, index: 0, config, topology, connCounter, log });
     localGateways.push(host);

@@ -6,8 +6,9 @@
 // message shape as `listeners.tcp.port: abc` in YAML.
 import { closest, ConfigError, parseSettingText, type DeepPartial } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { adminCommandLines } from './admin/admin-cli.js';
 
-export type Command = 'start' | 'passwd' | 'help' | 'version';
+export type Command = 'start' | 'passwd' | 'admin' | 'help' | 'version';
 
 export interface ParsedArgs {
   command: Command;
@@ -15,7 +16,7 @@ export interface ParsedArgs {
   configFile?: string;
   /** Config values given as flags; pass to loadConfig({ overrides }). */
   overrides: DeepPartial<Config>;
-  /** passwd: every argument after "passwd", untouched; help: the topic (e.g. ["passwd"]); otherwise arguments after "--". */
+  /** passwd, admin: every argument after the command, untouched; help: the topic (e.g. ["passwd"]); otherwise arguments after "--". */
   rest: string[];
 }
 
@@ -38,7 +39,7 @@ export const FLAGS: readonly ConfigFlag[] = [
   { flag: '--log-level', path: 'log.level', value: 'LEVEL', doc: 'trace|debug|info|warn|error|fatal|silent' },
 ];
 
-const COMMANDS: readonly Command[] = ['start', 'passwd', 'help', 'version'];
+const COMMANDS: readonly Command[] = ['start', 'passwd', 'admin', 'help', 'version'];
 const HELP_FLAGS = ['--help', '-h'];
 const VERSION_FLAGS = ['--version', '-v', '-V'];
 const CONFIG_FLAGS = ['--config', '-c'];
@@ -51,6 +52,7 @@ export const USAGE = [
   'Commands:',
   '  start              run the broker (default when no command is given)',
   '  passwd FILE USER   add or change a user in a users file (arguments are passed to the command)',
+  '  admin COMMAND      manage a running broker over its admin HTTP API (see below)',
   '  help [COMMAND]     show this help',
   '  version            print the version',
   '',
@@ -59,6 +61,9 @@ export const USAGE = [
   ...FLAGS.map((f) => `  ${pad(`${f.flag} ${f.value}`, 26)}${f.doc}`),
   `  ${pad('-h, --help', 26)}show this help`,
   `  ${pad('-v, --version', 26)}print the version`,
+  '',
+  'Admin commands (switchboard admin COMMAND [--url URL] [--token T]; "switchboard help admin" for details):',
+  ...adminCommandLines('  admin '),
   '',
   'Precedence: flags > SWITCHBOARD_* environment variables > config file > defaults.',
   'Every setting has an environment variable, e.g. SWITCHBOARD_LIMITS__MAX_INFLIGHT=10;',
@@ -102,6 +107,12 @@ export function parseArgs(argv: string[]): ParsedArgs {
       }
       rest.push(arg);
       continue;
+    }
+    if (command === 'admin') {
+      // admin has its own flags (--url, --token, --qos, ...) and its own help
+      // text, so even --help is passed through to it.
+      rest.push(...argv.slice(i));
+      break;
     }
 
     if (arg === '--') {

@@ -2,12 +2,14 @@
 /**
  * `switchboard start [--config FILE] [--host H] [--tcp-port N] [--ws-port N] [--data-dir DIR] ...`
  * `switchboard passwd FILE USER [PASSWORD]`
+ * `switchboard admin COMMAND ...` (see src/admin/admin-cli.ts)
  */
 import { mkdirSync } from 'node:fs';
 import { parseArgs, USAGE } from './cli-args.js';
 import { loadConfig, ConfigError } from './config/load.js';
 import { startBroker, VERSION } from './broker.js';
 import { addUser } from './auth/users-file.js';
+import { ADMIN_USAGE, runAdminCli } from './admin/admin-cli.js';
 import { createLogger } from './log.js';
 
 async function readPassword(): Promise<string> {
@@ -21,7 +23,7 @@ async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   switch (args.command) {
     case 'help':
-      process.stdout.write(USAGE);
+      process.stdout.write(args.rest[0] === 'admin' ? ADMIN_USAGE : USAGE);
       return 0;
     case 'version':
       process.stdout.write(`switchboard ${VERSION}\n`);
@@ -36,6 +38,12 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`user ${user} written to ${file}\n`);
       return 0;
     }
+    case 'admin':
+      return runAdminCli(args.rest, {
+        env: process.env,
+        stdout: (s) => process.stdout.write(s),
+        stderr: (s) => process.stderr.write(s),
+      });
     case 'start': {
       const config = loadConfig({ file: args.configFile, env: process.env, overrides: args.overrides });
       mkdirSync(config.dataDir, { recursive: true });

@@ -8,6 +8,7 @@
  * receiver can count duplicates, reordering and losses exactly and sample latency.
  */
 import { performance } from 'node:perf_hooks';
+import { encodeImPayload } from '../../src/im/index.js';
 import { LeanClient, selfCheckEncoder, type CloseInfo, type QoS } from './lean-client.js';
 import type { CpuSpan, GenToParent, RunRequest, RunResult } from './types.js';
 
@@ -89,8 +90,8 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
   const all: LeanClient[] = [];
   const closeSamples: CloseInfo[] = [];
   let unexpectedCloses = 0;
-  const make = (clientId: string, window: number) => {
-    const c = new LeanClient({ ...common, clientId, maxInflight: window });
+  const make = (clientId: string, window: number, username?: string) => {
+    const c = new LeanClient({ ...common, clientId, maxInflight: window, username });
     c.onUnexpectedClose = (info) => {
       unexpectedCloses++;
       if (closeSamples.length < 20) closeSamples.push({ ...info, at: round(performance.now() - runStart) });
@@ -115,10 +116,12 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
   } else {
     const n = sc.pairs * 2;
     const uid = (k: number) => `${req.runId}-${k}`;
-    pubs = Array.from({ length: n }, (_, k) => make(`qb-${uid(k)}`, sc.window));
+    // Each client logs in as its user (the uid), so Switchboard's IM checks (sender =
+    // uid, own inbox only) pass as they would for real users; `default` is its default namespace.
+    pubs = Array.from({ length: n }, (_, k) => make(`qb-${uid(k)}`, sc.window, uid(k)));
     // k and k^1 are partners: k publishes into its partner's inbox.
-    topics = pubs.map((_, k) => Buffer.from(`/bench/im/u/${uid(k ^ 1)}`));
-    subs = pubs.map((client, k) => ({ client, filter: `/bench/im/u/${uid(k)}` }));
+    topics = pubs.map((_, k) => Buffer.from(`/default/im/u/${uid(k ^ 1)}`));
+    subs = pubs.map((client, k) => ({ client, filter: `/default/im/u/${uid(k)}` }));
     sources = n;
     expectedSource = (receiver, src) => (receiver ^ 1) === src;
   }
@@ -133,15 +136,16 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
   subs.forEach(({ client }, receiverIndex) => {
     client.onMessage = (_topic, payload) => {
       totalReceived++;
-      if (payload.length < 16) {
+      const mark = sc.kind === 'pairs' ? imMark(payload) : payload.length >= 16 ? payload : undefined;
+      if (!mark) {
         tracker.badSource++;
         return;
       }
-      const src = payload.readUInt32LE(0);
-      tracker.record(src, payload.readUInt32LE(4));
+      const src = mark.readUInt32LE(0);
+      tracker.record(src, mark.readUInt32LE(4));
       if (expectedSource && !expectedSource(receiverIndex, src)) misrouted++;
       onSourceProgress?.(src);
-      if (inWindow && (totalReceived & 7) === 0) latencies.push(performance.now() - payload.readDoubleLE(8));
+      if (inWindow && (totalReceived & 7) === 0) latencies.push(performance.now() - mark.readDoubleLE(8));
     };
   });
 
@@ -214,15 +218,18 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
 
     // 3. Publish at max rate: QoS 1 bounded by the window, QoS 0 by socket backpressure.
     const scratch = pubs.map((_, i) => {
-      const b = Buffer.alloc(Math.max(16, sc.payloadSize), 0x61);
-      b.writeUInt32LE(i, 0);
+      const b = sc.kind === 'pairs' ? imPayload(pubs[i]!.opts.username!, sc.payloadSize) : Buffer.alloc(Math.max(16, sc.payloadSize), 0x61);
       return b;
     });
+    const mark = Buffer.alloc(16);
     const seqs = new Uint32Array(pubs.length);
     const publishOne = (i: number): boolean => {
       const p = scratch[i]!;
-      p.writeUInt32LE(seqs[i]!, 4);
-      p.writeDoubleLE(performance.now(), 8);
+      mark.writeUInt32LE(i, 0);
+      mark.writeUInt32LE(seqs[i]!, 4);
+      mark.writeDoubleLE(performance.now(), 8);
+      if (sc.kind === 'pairs') p.write(mark.toString('hex'), p.length - IM_MARK_END, 'latin1');
+      else mark.copy(p, 0);
       if (!pubs[i]!.publish(topics[i]!, p, qos)) return false;
       seqs[i]!++;
       totalPublished++;
@@ -376,3 +383,25 @@ process.on('message', (m: RunRequest) => {
 });
 selfCheckEncoder();
 send({ type: 'ready', pid: process.pid });
+
+// ---------------------------------------------------------------- IM payloads (pairs)
+// The pairs scenario sends real IM payloads (IM-PROTOCOL.md section 3): one text item
+// whose text ends with the 16-byte mark (source, sequence, send time) in hex, so the
+// broker's payload validation and sender check run as they do for real chat traffic.
+const IM_MARK_HEX = 32;
+/** The mark's hex digits end this many bytes before the payload's end (`"}]}` follows). */
+const IM_MARK_END = IM_MARK_HEX + 4;
+
+function imPayload(sender: string, size: number): Buffer {
+  const base = encodeImPayload({ sender, ts: Math.floor(Date.now() / 1000), kind: 0, media: 0, content: { con: [{ ty: 0, co: '' }] } });
+  // Pad the text so the whole payload is `size` bytes (at least the mark).
+  const pad = Math.max(0, size - base.length - IM_MARK_HEX);
+  return encodeImPayload({ sender, ts: Math.floor(Date.now() / 1000), kind: 0, media: 0, content: { con: [{ ty: 0, co: 'a'.repeat(pad) + '0'.repeat(IM_MARK_HEX) }] } });
+}
+
+function imMark(payload: Buffer): Buffer | undefined {
+  if (payload.length < IM_MARK_END + 16) return undefined;
+  const hex = payload.toString('latin1', payload.length - IM_MARK_END, payload.length - 4);
+  const mark = Buffer.from(hex, 'hex');
+  return mark.length === 16 ? mark : undefined;
+}

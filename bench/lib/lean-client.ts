@@ -21,6 +21,8 @@ export interface LeanClientOptions {
   host: string;
   port: number;
   clientId: string;
+  /** Username (the IM uid on Switchboard); none by default. */
+  username?: string;
   /** 4 = MQTT 3.1.1 (default), 5 = MQTT 5.0. */
   protocolVersion?: ProtocolVersion;
   keepalive?: number;
@@ -130,7 +132,7 @@ type Pending = { resolve: (p: mqtt.Packet) => void; reject: (e: Error) => void }
 
 export class LeanClient {
   readonly clientId: string;
-  readonly opts: Required<LeanClientOptions>;
+  readonly opts: Required<Omit<LeanClientOptions, "username">> & Pick<LeanClientOptions, "username">;
   readonly v5: boolean;
   socket: net.Socket | undefined;
 
@@ -225,6 +227,7 @@ export class LeanClient {
           clientId: this.clientId,
           clean: true,
           keepalive: this.opts.keepalive,
+          ...(this.opts.username !== undefined ? { username: this.opts.username } : {}),
         };
         this.write(mqtt.generate(connect, { protocolVersion: this.opts.protocolVersion }));
       });

@@ -9,6 +9,10 @@ import { CONNACK_V3, RC } from '../mqtt/reason-codes.js';
 import { isSysTopic, validateTopicName } from '../mqtt/topic.js';
 import type { AppMessage, WillMessage } from '../protocol/messages.js';
 import { propsFromPublish } from './message-props.js';
+import type { ImUser } from '../im/im-acl.js';
+import { parseImTopic } from '../im/topics.js';
+import { checkImPublish } from './im-check.js';
+import { HOLD_PREFIX } from '../im/topics.js';
 import { protocolError, type ChannelEnv, type ChannelState, type Effect, type Handler } from './types.js';
 
 function refuse(st: ChannelState, v5: number, v3: number, why: string, counter = 'auth_failures_total'): Effect[] {
@@ -33,6 +37,9 @@ export const handleConnect: Handler<IConnectPacket> = (st, p, env) => {
     st.assignedClientId = st.version === 5;
   } else if (clientId.length > limits.maxClientIdLength) {
     return refuse(st, RC.CLIENT_ID_NOT_VALID, CONNACK_V3.IDENTIFIER_REJECTED, 'client_id_too_long');
+  } else if (clientId.startsWith(HOLD_PREFIX)) {
+    // Reserved for the broker's holding sessions (im.presubscribe.holdNewUsers).
+    return refuse(st, RC.CLIENT_ID_NOT_VALID, CONNACK_V3.IDENTIFIER_REJECTED, 'reserved_client_id');
   }
   st.clientId = clientId;
   st.username = p.username;
@@ -53,7 +60,8 @@ export const handleConnect: Handler<IConnectPacket> = (st, p, env) => {
 
 export type AuthResult = 'ok' | 'bad_credentials' | 'not_authorized';
 
-export function afterAuth(st: ChannelState, result: AuthResult, env: ChannelEnv): Effect[] {
+/** `im`: the IM identity of an authenticated uid (resolved by the gateway with the coordinator's directory). */
+export function afterAuth(st: ChannelState, result: AuthResult, env: ChannelEnv, im?: ImUser): Effect[] {
   const p = st.connect;
   st.connect = undefined;
   if (st.phase !== 'auth' || !p) return [];
@@ -61,6 +69,7 @@ export function afterAuth(st: ChannelState, result: AuthResult, env: ChannelEnv)
     return refuse(st, RC.BAD_USERNAME_OR_PASSWORD, CONNACK_V3.BAD_USERNAME_OR_PASSWORD, 'bad_credentials');
   if (result === 'not_authorized') return refuse(st, RC.NOT_AUTHORIZED, CONNACK_V3.NOT_AUTHORIZED, 'not_authorized');
   const { limits } = env;
+  if (im) st.im = im;
   const ctx = { username: st.username, clientId: st.clientId };
   let will: WillMessage | undefined;
   if (p.will) {
@@ -76,6 +85,13 @@ export function afterAuth(st: ChannelState, result: AuthResult, env: ChannelEnv)
       retain: p.will.retain ?? false,
       origin: st.clientId,
     };
+    const imTopic = env.im ? parseImTopic(msg.topic) : null;
+    if (imTopic) {
+      // A will on an IM topic is an IM message like any other: same ACL, format and sender checks.
+      const check = checkImPublish(st, env, imTopic, msg.payload);
+      if (!check.ok) return refuse(st, check.rc, CONNACK_V3.NOT_AUTHORIZED, `will_${check.why}`, check.counter);
+      msg.payload = check.payload;
+    }
     const mp = propsFromPublish(props);
     if (mp) msg.props = mp;
     will = { msg, delay: props?.willDelayInterval ?? 0 };
@@ -113,6 +129,7 @@ export function afterAuth(st: ChannelState, result: AuthResult, env: ChannelEnv)
         expiry: st.sessionExpiry,
         receiveMaximum: st.receiveMaximum,
         will,
+        ...(st.im ? { uid: st.im.uid, ns: st.im.ns } : {}),
       },
     },
   ];

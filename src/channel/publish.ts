@@ -10,7 +10,9 @@ import { validateTopicName } from '../mqtt/topic.js';
 import type { AppMessage } from '../protocol/messages.js';
 import { seriesByQos } from '../admin/metrics.js';
 import { propsFromPublish } from './message-props.js';
-import { protocolError, type Effect, type Handler } from './types.js';
+import { protocolError, type ChannelState, type Effect, type Handler } from './types.js';
+import { parseImTopic } from '../im/topics.js';
+import { checkImPublish } from './im-check.js';
 
 /** Series names per QoS, built once: this runs for every PUBLISH. */
 const RECEIVED = seriesByQos('messages_received_total');
@@ -32,12 +34,20 @@ export const handlePublish: Handler<IPublishPacket> = (st, p, env) => {
   ];
   if (denied) {
     out.push({ e: 'count', series: 'publish_denied_total' });
-    // 5.0 answers 0x87; 3.1.1 has no negative ack, so the message is dropped and still
-    // acknowledged, which keeps the client's inflight window moving.
-    const rc = st.version === 5 ? RC.NOT_AUTHORIZED : RC.SUCCESS;
-    if (p.qos === 1) out.push({ e: 'send', packet: { cmd: 'puback', messageId: p.messageId, reasonCode: rc } });
-    else if (p.qos === 2) out.push({ e: 'send', packet: { cmd: 'pubrec', messageId: p.messageId, reasonCode: rc } });
-    return out;
+    return refuse(st, p, out, RC.NOT_AUTHORIZED);
+  }
+  let payload = p.payload as Buffer | Uint8Array;
+  const imTopic = env.im ? parseImTopic(topic) : null;
+  if (imTopic) {
+    // IM topics: IM ACL, payload format and sender identity (IM-PROTOCOL.md section 3).
+    const check = checkImPublish(st, env, imTopic, payload);
+    if (!check.ok) {
+      out.push({ e: 'count', series: check.counter });
+      out.push({ e: 'log', msg: 'IM publish refused', data: { clientId: st.clientId, uid: st.im?.uid, topic, why: check.why, detail: check.detail } });
+      return refuse(st, p, out, check.rc, check.detail);
+    }
+    if (check.counter) out.push({ e: 'count', series: check.counter });
+    payload = check.payload;
   }
   if (p.qos === 2) {
     const id = p.messageId!;
@@ -53,13 +63,26 @@ export const handlePublish: Handler<IPublishPacket> = (st, p, env) => {
     }
     st.qos2In.add(id);
   }
-  const msg: AppMessage = { topic, payload: p.payload as Buffer, qos: p.qos, retain: p.retain, origin: st.clientId };
+  const msg: AppMessage = { topic, payload, qos: p.qos, retain: p.retain, origin: st.clientId };
   if (st.version === 5) {
     const props = propsFromPublish(p.properties);
     if (props) msg.props = props;
   }
-  out.push({ e: 'route', msg });
+  out.push({ e: 'route', msg, from: { uid: st.im?.uid, clientId: st.clientId } });
   if (p.qos === 1) out.push({ e: 'send', packet: { cmd: 'puback', messageId: p.messageId } });
   else if (p.qos === 2) out.push({ e: 'send', packet: { cmd: 'pubrec', messageId: p.messageId } });
   return out;
 };
+
+/**
+ * A refused PUBLISH: 5.0 answers with the reason code (and a reason string); 3.1.1 has
+ * no negative acknowledgement, so the message is dropped and still acknowledged, which
+ * keeps the client's inflight window moving.
+ */
+function refuse(st: ChannelState, p: IPublishPacket, out: Effect[], rc: number, reasonString?: string): Effect[] {
+  const v5 = st.version === 5;
+  const fields = v5 ? { reasonCode: rc, ...(reasonString ? { properties: { reasonString } } : {}) } : { reasonCode: RC.SUCCESS };
+  if (p.qos === 1) out.push({ e: 'send', packet: { cmd: 'puback', messageId: p.messageId, ...fields } });
+  else if (p.qos === 2) out.push({ e: 'send', packet: { cmd: 'pubrec', messageId: p.messageId, ...fields } });
+  return out;
+}

@@ -6,7 +6,8 @@ import type { ISubscribePacket } from 'mqtt-packet';
 import { RC } from '../mqtt/reason-codes.js';
 import { validateTopicFilter } from '../mqtt/topic.js';
 import type { QoS, SubRequest } from '../protocol/messages.js';
-import { protocolError, type Handler } from './types.js';
+import { protocolError, type ChannelEnv, type ChannelState, type Handler } from './types.js';
+import { imCanSubscribe } from '../im/im-acl.js';
 
 export const handleSubscribe: Handler<ISubscribePacket> = (st, p, env) => {
   // A SUBSCRIBE with no filter is a protocol violation [MQTT-3.8.3-3].
@@ -24,7 +25,7 @@ export const handleSubscribe: Handler<ISubscribePacket> = (st, p, env) => {
     };
     if (validateTopicFilter(s.topic, env.limits) !== null) req.code = v5 ? RC.TOPIC_FILTER_INVALID : RC.FAILURE_V3;
     else if (v5 && s.topic.startsWith('$share/')) req.code = RC.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED;
-    else if (!env.acl.canSubscribe(ctx, s.topic)) req.code = v5 ? RC.NOT_AUTHORIZED : RC.FAILURE_V3;
+    else if (!env.acl.canSubscribe(ctx, s.topic) || !imAllows(st, env, s.topic)) req.code = v5 ? RC.NOT_AUTHORIZED : RC.FAILURE_V3;
     return req;
   });
   const subId = v5 ? (p.properties?.subscriptionIdentifier as number | undefined) : undefined;
@@ -32,3 +33,9 @@ export const handleSubscribe: Handler<ISubscribePacket> = (st, p, env) => {
     { e: 'shard', msg: { t: 'subscribe', connId: st.connId, clientId: st.clientId, packetId: p.messageId!, subs, subId } },
   ];
 };
+
+/** The default IM ACL: a filter that may match IM topics must be one the user may read. */
+function imAllows(st: ChannelState, env: ChannelEnv, filter: string): boolean {
+  if (!env.im || (st.username !== undefined && env.im.superusers.has(st.username))) return true;
+  return imCanSubscribe(st.im, filter);
+}

@@ -6,6 +6,8 @@
  */
 import type { IConnectPacket, Packet } from 'mqtt-packet';
 import type { AppMessage, ShardMsg } from '../protocol/messages.js';
+import type { ImUser } from '../im/im-acl.js';
+import type { SenderCheck } from '../config/schema.js';
 
 export type Phase = 'new' | 'auth' | 'connecting' | 'connected' | 'closed';
 
@@ -32,6 +34,8 @@ export interface ChannelState {
   receiveMaximum: number;
   /** CONNECT kept while authentication runs off the event loop. */
   connect?: IConnectPacket;
+  /** IM identity: the authenticated uid, its namespace and groups (absent: not an IM user). */
+  im?: ImUser;
 }
 
 export interface AclView {
@@ -49,8 +53,15 @@ export interface ChannelLimits {
   maxKeepAlive: number;
 }
 
+/** The IM layer's settings the channel needs; null when im.enabled is false. */
+export interface ImEnv {
+  senderCheck: SenderCheck;
+  superusers: ReadonlySet<string>;
+}
+
 export interface ChannelEnv {
   limits: ChannelLimits;
+  im: ImEnv | null;
   acl: AclView;
   shardOf(clientId: string): number;
   newClientId(): string;
@@ -59,7 +70,9 @@ export interface ChannelEnv {
 export type Effect =
   | { e: 'send'; packet: Packet }
   | { e: 'shard'; msg: ShardMsg }
-  | { e: 'route'; msg: AppMessage }
+  /** Route a client's message; `from` is who published it, for the routing rules. */
+  | { e: 'route'; msg: AppMessage; from?: { uid?: string; clientId: string } }
+  | { e: 'log'; msg: string; data: Record<string, unknown> }
   | { e: 'auth'; username?: string; password?: Buffer }
   /** Close the connection; for v5 a DISCONNECT with `reason` is sent first when given. */
   | { e: 'close'; reason?: number; why: string; counter?: string }

@@ -6,6 +6,8 @@
 // keys at any level are errors, and every error names the offending key path.
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
+import { parseRule, RuleError } from '../im/rules.js';
+import { DirectoryError, parseDirectoryEntry, parseTemplate } from '../im/presub.js';
 import {
   ACL_ACTIONS,
   ACL_PERMISSIONS,
@@ -18,6 +20,8 @@ import {
   schemaAt,
   type Config,
   type FieldSpec,
+  type ListField,
+  type ListItem,
   type SchemaSection,
 } from './schema.js';
 
@@ -46,6 +50,8 @@ export class ConfigError extends Error {
 export const ENV_PREFIX = 'SWITCHBOARD_';
 /** Not a setting: the path of the config file, used when no file is passed explicitly. */
 export const ENV_CONFIG_FILE = 'SWITCHBOARD_CONFIG';
+/** SWITCHBOARD_* variables that are not settings: the config file, and the admin CLI's URL. */
+const NOT_SETTINGS = new Set([ENV_CONFIG_FILE, 'SWITCHBOARD_ADMIN_URL']);
 
 const ROOT = SCHEMA as unknown as SchemaSection;
 
@@ -147,6 +153,38 @@ function checkAclRules(value: unknown, path: string, source?: string): readonly 
   });
 }
 
+// Each list item kind is validated by the module that owns its meaning, so the
+// admin API (which edits the same objects at run time) and the config agree.
+function checkListItem(item: ListItem, value: unknown): unknown {
+  switch (item) {
+    case 'username':
+      if (typeof value !== 'string' || value.length === 0) throw new Error(`must be a non-empty string (got ${show(value)})`);
+      return value;
+    case 'topicTemplate':
+      if (typeof value !== 'string') throw new Error(`must be a topic template string (got ${show(value)})`);
+      return parseTemplate(value);
+    case 'routingRule':
+      return parseRule(value);
+    case 'directoryEntry':
+      return parseDirectoryEntry(value);
+  }
+}
+
+function checkList(spec: ListField, value: unknown, path: string, source?: string): readonly unknown[] {
+  if (!Array.isArray(value)) throw fail(path, `"${path}" must be ${describeType(spec)} (got ${show(value)})`, source);
+  return value.map((v: unknown, i) => {
+    const at = `${path}[${i}]`;
+    try {
+      return checkListItem(spec.item, v);
+    } catch (err) {
+      // The IM parsers' messages start with the field they blame ("destination: ...").
+      const field = (err as { field?: string }).field;
+      const key = field && (err instanceof RuleError || err instanceof DirectoryError) && field !== 'templates' ? `${at}.${field}` : at;
+      throw fail(key, `"${at}" ${(err as Error).message}`, source);
+    }
+  });
+}
+
 /** Validates one already-typed value (from YAML/JSON/overrides); returns it normalised. */
 function checkField(spec: FieldSpec, value: unknown, path: string, source?: string): unknown {
   const bad = () => fail(path, `"${path}" must be ${describeType(spec)} (got ${show(value)})`, source);
@@ -171,6 +209,8 @@ function checkField(spec: FieldSpec, value: unknown, path: string, source?: stri
       return value;
     case 'aclRules':
       return checkAclRules(value, path, source);
+    case 'list':
+      return checkList(spec, value, path, source);
   }
 }
 
@@ -197,6 +237,7 @@ function parseText(spec: FieldSpec, text: string, path: string, source?: string)
     case 'enum':
       // Case-insensitive so LOG_LEVEL=DEBUG works; YAML values stay exact.
       return checkField(spec, spec.values.find((v) => v === t.toLowerCase()) ?? text, path, source);
+    case 'list':
     case 'aclRules': {
       let parsed: unknown;
       try {
@@ -300,7 +341,7 @@ export function envLayer(env: NodeJS.ProcessEnv): DeepPartial<Config> {
   // Sorted so that, when several variables are wrong, the reported one is deterministic.
   for (const name of Object.keys(env).sort()) {
     const text = env[name];
-    if (!name.startsWith(ENV_PREFIX) || name === ENV_CONFIG_FILE || text === undefined) continue;
+    if (!name.startsWith(ENV_PREFIX) || NOT_SETTINGS.has(name) || text === undefined) continue;
     const source = `from environment variable ${name}`;
     const field = fields.get(name);
     if (!field) {

@@ -6,6 +6,8 @@
 // the Config interface key for key, so adding a key to one without the other is
 // a compile error, and a default whose type does not fit the key is too.
 import { availableParallelism } from 'node:os';
+import type { RoutingRule } from '../im/rules.js';
+import type { DirectoryEntry } from '../im/presub.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -68,11 +70,51 @@ export interface LimitsConfig {
   readonly maxSessions: number;
 }
 
+export interface JwtAuthConfig {
+  readonly secret: string | null;
+  readonly publicKeyFile: string | null;
+  readonly jwksFile: string | null;
+  readonly issuer: string | null;
+  readonly audience: string | null;
+}
+
 export interface AuthConfig {
   readonly allowAnonymous: boolean;
   readonly usersFile: string | null;
+  readonly jwt: JwtAuthConfig;
   readonly aclDefault: AclAction;
   readonly acl: readonly AclRule[];
+}
+
+export const SENDER_CHECKS = ['refuse', 'rewrite'] as const;
+export type SenderCheck = (typeof SENDER_CHECKS)[number];
+
+export interface PresubscribeConfig {
+  readonly templates: readonly string[];
+  readonly qos: number;
+  readonly directory: readonly DirectoryEntry[];
+  readonly holdNewUsers: boolean;
+}
+
+export interface FilesConfig {
+  readonly enabled: boolean;
+  readonly maxBytes: number;
+  readonly publicUrl: string | null;
+}
+
+export interface ImConfig {
+  readonly enabled: boolean;
+  readonly defaultNamespace: string;
+  readonly senderCheck: SenderCheck;
+  readonly superusers: readonly string[];
+  readonly presubscribe: PresubscribeConfig;
+  readonly rules: readonly RoutingRule[];
+  readonly presence: boolean;
+  readonly files: FilesConfig;
+}
+
+export interface AdminConfig {
+  readonly token: string | null;
 }
 
 export interface LogConfig {
@@ -90,6 +132,8 @@ export interface Config {
   readonly threads: ThreadsConfig;
   readonly limits: LimitsConfig;
   readonly auth: AuthConfig;
+  readonly im: ImConfig;
+  readonly admin: AdminConfig;
   readonly log: LogConfig;
 }
 
@@ -143,7 +187,16 @@ export interface AclRulesField extends FieldBase {
   readonly default: readonly AclRule[];
 }
 
-export type FieldSpec = IntField | NumberField | BoolField | StringField | EnumField | AclRulesField;
+/** What the items of a list setting are; each kind has its own validator in load.ts. */
+export type ListItem = 'username' | 'topicTemplate' | 'routingRule' | 'directoryEntry';
+
+export interface ListField extends FieldBase {
+  readonly kind: 'list';
+  readonly item: ListItem;
+  readonly default: readonly unknown[];
+}
+
+export type FieldSpec = IntField | NumberField | BoolField | StringField | EnumField | AclRulesField | ListField;
 
 /** A field spec whose default has type T (so `kind` and the key's type must agree). */
 export type Leaf<T> = FieldSpec & { readonly default: T };
@@ -174,6 +227,8 @@ const enumOf = <T extends string>(values: readonly T[], def: T, doc: string): En
   ({ kind: 'enum', values, default: def, doc });
 
 const NON_EMPTY = /\S/;
+const nullableStr = (doc: string): StringField & { default: null } => ({ kind: 'string', nullable: true, default: null, doc });
+const list = <T>(item: ListItem, def: readonly T[], doc: string): ListField & { default: readonly T[] } => ({ kind: 'list', item, default: def, doc });
 
 export const SCHEMA: SchemaOf<Config> = {
   host: str('0.0.0.0', 'Listen address for all listeners.', NON_EMPTY, 'a non-empty string'),
@@ -220,8 +275,41 @@ export const SCHEMA: SchemaOf<Config> = {
   auth: {
     allowAnonymous: bool(true, 'Accept clients that send no username.'),
     usersFile: { kind: 'string', nullable: true, default: null, doc: 'Path to a users file (username:scrypt-hash lines); null = no users file.' },
+    jwt: {
+      secret: nullableStr('HS256 secret for JWT bearer tokens sent as the MQTT password (or HTTP Bearer); the token\'s `sub` is the uid. null = no HS256.'),
+      publicKeyFile: nullableStr('PEM (SPKI) public key file for RS256 JWTs; null = none.'),
+      jwksFile: nullableStr('JWKS (JSON) file with RS256 public keys; null = none.'),
+      issuer: nullableStr('Required `iss` claim of JWTs; null = not checked.'),
+      audience: nullableStr('Required `aud` claim of JWTs; null = not checked.'),
+    },
     aclDefault: enumOf(ACL_ACTIONS, 'allow', 'What happens when no ACL rule matches.'),
     acl: { kind: 'aclRules', default: [], doc: 'ACL rules: { action: allow|deny, permission: publish|subscribe|all, topic, username?, clientId? }.' },
+  },
+  im: {
+    enabled: bool(true, 'The IM layer on `/{ns}/im/...` topics: payload validation, sender identity, IM ACL, pre-subscription, routing rules, presence, files.'),
+    defaultNamespace: str('default', 'Namespace of users whose token or directory entry names none.', /^[^/+#$\u0000][^/+#\u0000]{0,127}$/, 'one topic level (no "/", "+", "#")'),
+    senderCheck: enumOf(SENDER_CHECKS, 'refuse', 'A payload whose Sender is not the publisher\'s uid: refuse it (v5 0x87), or rewrite Sender.'),
+    superusers: list<string>('username', [], 'Usernames exempt from the IM ACL and the sender check (bridges, bots, monitoring).'),
+    presubscribe: {
+      templates: list<string>('topicTemplate', ['/{ns}/im/u/{uid}'], 'Topics every new session of a user is subscribed to before CONNACK; {ns}, {uid}, {clientid} are filled in.'),
+      qos: int(1, 0, 2, 'QoS of the subscriptions made on behalf of users.'),
+      directory: list<DirectoryEntry>('directoryEntry', [], 'Initial user directory: { uid, ns?, groups?, topics? } (runtime changes through the admin API are kept in dataDir).'),
+      holdNewUsers: bool(false, 'Keep messages for directory users who never connected, and hand them to their first session.'),
+    },
+    rules: list<RoutingRule>(
+      'routingRule',
+      [{ id: 'carbons', source: '/+/im/u/+', action: 'copy', destination: '/{1}/im/u/{sender}' }],
+      'Routing rules { id, source, action: copy|move|drop, destination? }; the default copies each message to the sender\'s other devices.',
+    ),
+    presence: bool(true, 'Maintain the retained presence topic `/{ns}/im/p/{uid}` from connects and disconnects.'),
+    files: {
+      enabled: bool(true, 'HTTP file upload (POST /files) and download (GET /files/{id}/{name}) on the WebSocket port.'),
+      maxBytes: int(104_857_600, 1, Number.MAX_SAFE_INTEGER, 'Largest file accepted for upload, in bytes.'),
+      publicUrl: nullableStr('Base URL written into download links (e.g. https://im.example.com); null = http:// plus the request\'s Host.'),
+    },
+  },
+  admin: {
+    token: nullableStr('Bearer token for the admin API under /api/v1; null = the admin API is disabled.'),
   },
   log: {
     level: enumOf(LOG_LEVELS, 'info', 'Log level.'),
@@ -286,8 +374,17 @@ export function describeType(spec: FieldSpec): string {
       return `one of ${spec.values.map((v) => `"${v}"`).join(', ')}`;
     case 'aclRules':
       return 'a list of ACL rules';
+    case 'list':
+      return LIST_ITEM_DOC[spec.item];
   }
 }
+
+export const LIST_ITEM_DOC: Record<ListItem, string> = {
+  username: 'a list of usernames',
+  topicTemplate: 'a list of topic templates',
+  routingRule: 'a list of routing rules',
+  directoryEntry: 'a list of directory entries',
+};
 
 export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {

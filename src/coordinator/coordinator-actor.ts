@@ -1,7 +1,8 @@
 /**
- * The coordinator (one per node, on the main thread): retained messages, `$SYS`, and the
- * gathering of every thread's metrics for /metrics. Later issues add the pre-subscription
- * directory and the routing-rule authority here.
+ * The coordinator (one per node, on the main thread): retained messages, `$SYS`, the
+ * gathering of every thread's metrics for /metrics, and the IM layer's authority:
+ * pre-subscription templates and directory, routing rules (gateways hold compiled
+ * copies), presence, and the admin API.
  */
 import type { Logger } from 'pino';
 import type { ActorRef, ActorSystem } from '../runtime/system.js';
@@ -17,6 +18,19 @@ import {
 import type { Metrics } from '../admin/metrics.js';
 import { renderMetrics } from '../admin/render-metrics.js';
 import { RetainedStore } from '../router/retained-store.js';
+import type { ImConfig } from '../config/schema.js';
+import type { TopicLimits } from '../mqtt/topic.js';
+import { shardOf } from '../runtime/sharding.js';
+import { expandPresub, type DirectoryEntry } from '../im/presub.js';
+import { isTopicLevelId, presenceTopic } from '../im/topics.js';
+import type { ImUser } from '../im/im-acl.js';
+import type { SessionSummary } from '../session/session-view.js';
+import { ImState } from './im-state.js';
+import { PresenceBook, type PresenceState } from './presence.js';
+import { handleAdmin, type AdminContext, type AdminResponse } from './admin-api.js';
+import type { AdminShardOp, HoldRef, QoS } from '../protocol/messages.js';
+
+import { HOLD_PREFIX } from '../im/topics.js';
 
 export interface CoordinatorOptions {
   gateways: number;
@@ -27,6 +41,9 @@ export interface CoordinatorOptions {
   sysInterval: number;
   /** Node-wide open-connection counter (shared with the gateways). */
   connCounter: Int32Array;
+  im: ImConfig;
+  dataDir: string;
+  topicLimits: TopicLimits;
 }
 
 interface Gathering {
@@ -45,6 +62,12 @@ export class CoordinatorActor {
   private readonly sysTimer?: NodeJS.Timeout;
   /** Extra per-node gauges the supervisor maintains (thread restarts...). */
   readonly nodeCounters: Record<string, number> = {};
+  private readonly im: ImState;
+  private readonly presence = new PresenceBook();
+  /** Holding sessions of directory users who never connected, by uid. */
+  private readonly holds = new Map<string, HoldRef>();
+  private adminReq = 0;
+  private readonly adminWaits = new Map<number, { waiting: number; results: AdminResponse[]; done: (r: AdminResponse[]) => void }>();
 
   constructor(
     private readonly opts: CoordinatorOptions,
@@ -55,6 +78,11 @@ export class CoordinatorActor {
     for (let i = 0; i < opts.gateways; i++) this.gateways.push(system.ref(gatewayName(i)));
     for (let i = 0; i < opts.shards; i++) this.shards.push(system.ref(shardName(i)));
     this.retained = new RetainedStore(opts.maxRetainedMessages);
+    this.im = new ImState(opts.im, opts.dataDir);
+    this.adminContext.state = this.im;
+    this.adminContext.limits = opts.topicLimits;
+    if (this.im.source === 'file')
+      log.info('IM templates, directory and rules loaded from im-state.json in the data directory (runtime edits win over the config; delete the file to go back to it)');
     if (opts.sysInterval > 0) {
       // Once now, so the (retained) $SYS tree is there for the first subscribers rather
       // than only after the first interval; no session exists yet to deliver it to.
@@ -77,6 +105,26 @@ export class CoordinatorActor {
       }
       case 'metricsRequest':
         return this.gather(m.reqId, m.gw);
+      case 'imHello':
+        return this.gateways[m.gw]!.tell({ t: 'imRules', rules: this.opts.im.enabled ? this.im.rules : [] });
+      case 'imProfileRequest':
+        return this.gateways[m.gw]!.tell({ t: 'imProfile', reqId: m.reqId, user: this.profile(m.uid, m.ns, m.groups) });
+      case 'presubscribe':
+        return this.onPresubscribe(m);
+      case 'presence':
+        return this.onPresence(m.uid, m.ns, m.delta, m.shard);
+      case 'adminRequest':
+        return this.onAdminRequest(m);
+      case 'adminShardReply': {
+        const w = this.adminWaits.get(m.reqId);
+        if (!w) return;
+        w.results.push({ status: m.status, body: m.body });
+        if (--w.waiting === 0) {
+          this.adminWaits.delete(m.reqId);
+          w.done(w.results);
+        }
+        return;
+      }
       case 'metricsReport': {
         const g = this.gatherings.get(m.reqId);
         if (!g) return;
@@ -92,6 +140,110 @@ export class CoordinatorActor {
     for (const s of this.shards) s.tell({ t: 'publish', msg });
     if (msg.retain) this.receive({ t: 'retain', msg });
   }
+
+  // ------------------------------------------------------------ IM
+  /** The IM identity of a uid: the directory entry wins over the token's hints. */
+  private profile(uid: string, nsHint?: string, groupsHint?: string[]): ImUser {
+    const e = this.im.directory.get(uid);
+    const ns = e?.ns ?? (nsHint !== undefined && isTopicLevelId(nsHint) ? nsHint : this.opts.im.defaultNamespace);
+    const groups = e?.groups ?? (groupsHint ?? []).filter(isTopicLevelId);
+    return { uid, ns, groups };
+  }
+
+  private onPresubscribe(m: Extract<CoordinatorMsg, { t: 'presubscribe' }>): void {
+    const entry = this.im.directory.get(m.uid);
+    const topics = expandPresub(this.im.templates, entry, { uid: m.uid, ns: m.ns, clientId: m.clientId });
+    let hold: HoldRef | undefined;
+    if (m.first && this.opts.im.presubscribe.holdNewUsers) {
+      hold = this.holds.get(m.uid);
+      this.holds.delete(m.uid);
+      if (!this.im.seen.has(m.uid)) {
+        this.im.seen.add(m.uid);
+        this.im.saveSoon();
+      }
+    }
+    const qos = this.opts.im.presubscribe.qos as QoS;
+    this.shards[m.shard]!.tell({ t: 'presubscription', reqId: m.reqId, clientId: m.clientId, topics, qos, ...(hold ? { hold } : {}) });
+    // The paper's external pre-subscription module listened on a server topic: the same event, for anyone allowed to read $SYS.
+    this.publish({
+      topic: '$SYS/broker/im/presubscribe',
+      payload: Buffer.from(JSON.stringify({ uid: m.uid, ns: m.ns, clientId: m.clientId, topics, first: m.first, ts: Date.now() })),
+      qos: 0,
+      retain: false,
+    });
+  }
+
+  /** holdNewUsers: a holding session for every directory user who never connected (called once the shards run). */
+  createHolds(): void {
+    if (!this.opts.im.enabled || !this.opts.im.presubscribe.holdNewUsers) return;
+    for (const e of this.im.directory.values()) this.createHold(e);
+  }
+
+  private createHold(e: DirectoryEntry): void {
+    if (this.im.seen.has(e.uid) || this.holds.has(e.uid) || this.presence.devices(e.uid) > 0) return;
+    const clientId = `${HOLD_PREFIX}${e.uid}`;
+    const shard = shardOf(clientId, this.shards.length);
+    const topics = expandPresub(this.im.templates, e, { uid: e.uid, ns: e.ns ?? this.opts.im.defaultNamespace, clientId });
+    this.holds.set(e.uid, { clientId, shard });
+    this.shards[shard]!.tell({ t: 'holdCreate', clientId, uid: e.uid, topics, qos: this.opts.im.presubscribe.qos as QoS });
+  }
+
+  private onPresence(uid: string, ns: string, delta: 1 | -1, shard: number): void {
+    if (!this.opts.im.presence) return;
+    const { state } = this.presence.change(uid, ns, delta, shard);
+    this.publishPresence(ns, state);
+  }
+
+  private publishPresence(ns: string, state: PresenceState): void {
+    this.publish({ topic: presenceTopic(ns, state.uid), payload: Buffer.from(JSON.stringify(state)), qos: 1, retain: true });
+  }
+
+  /** A shard restarted: its sessions, devices and holding sessions are gone. */
+  shardRestarted(shard: number): void {
+    for (const { ns, state } of this.presence.dropShard(shard)) this.publishPresence(ns, state);
+    for (const [uid, h] of [...this.holds]) if (h.shard === shard) this.holds.delete(uid);
+    this.createHolds();
+  }
+
+  // ------------------------------------------------------------ admin API
+  private onAdminRequest(m: Extract<CoordinatorMsg, { t: 'adminRequest' }>): void {
+    const reply = (r: AdminResponse): void => this.gateways[m.gw]!.tell({ t: 'adminReply', reqId: m.reqId, status: r.status, body: r.body });
+    handleAdmin(m, this.adminContext).then(reply, (err: unknown) => {
+      this.log.error({ err, path: m.path }, 'admin request failed');
+      reply({ status: 500, body: { error: `internal error: ${(err as Error).message}` } });
+    });
+  }
+
+  private askShards(shards: number[], op: AdminShardOp): Promise<AdminResponse[]> {
+    const reqId = ++this.adminReq;
+    return new Promise((done) => {
+      this.adminWaits.set(reqId, { waiting: shards.length, results: [], done });
+      for (const i of shards) this.shards[i]!.tell({ t: 'admin', reqId, op });
+    });
+  }
+
+  private readonly adminContext: AdminContext = {
+    state: undefined as unknown as ImState, // set in the constructor (field order)
+    limits: undefined as unknown as TopicLimits,
+    sessions: async (uid) => {
+      const all = this.shards.map((_, i) => i);
+      const rs = await this.askShards(all, uid === undefined ? { op: 'list' } : { op: 'list', uid });
+      return rs.flatMap((r) => r.body as SessionSummary[]).sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
+    },
+    shardOp: async (op) => (await this.askShards([shardOf(op.clientId, this.shards.length)], op))[0]!,
+    templatesChanged: () => {
+      for (const s of this.shards) s.tell({ t: 'presubRefresh', uids: null });
+    },
+    userChanged: (uid, entry) => {
+      for (const g of this.gateways) g.tell({ t: 'imUserUpdate', user: this.profile(uid) });
+      for (const s of this.shards) s.tell({ t: 'presubRefresh', uids: [uid] });
+      if (entry && this.opts.im.presubscribe.holdNewUsers) this.createHold(entry);
+    },
+    rulesChanged: () => {
+      for (const g of this.gateways) g.tell({ t: 'imRules', rules: this.im.rules });
+    },
+    publish: (msg) => this.publish(msg),
+  };
 
   private gather(reqId: number, gw: number): void {
     const peers = [...this.gateways, ...this.shards];
@@ -128,6 +280,7 @@ export class CoordinatorActor {
   }
 
   close(): void {
+    this.im.close();
     if (this.sysTimer) clearInterval(this.sysTimer);
     for (const g of this.gatherings.values()) clearTimeout(g.timer);
   }

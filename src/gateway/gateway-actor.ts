@@ -25,6 +25,8 @@ import type { ConnIO, ConnSink } from '../transport/connection.js';
 import { RouteTable } from './route-table.js';
 import { GENERATION_SPAN, makeConnId } from './conn-id.js';
 import { toPacket } from './encode.js';
+import { applyRules, compileRules, type CompiledRules } from '../im/rules.js';
+import type { ImUser } from '../im/im-acl.js';
 
 export interface GatewayOptions {
   index: number;
@@ -40,7 +42,15 @@ export interface GatewayOptions {
   connCounter: Int32Array;
 }
 
-export type Authenticate = (username: string | undefined, password: Buffer | undefined) => Promise<AuthResult>;
+/** The outcome of CONNECT authentication; `uid` (and token hints) for an identified user. */
+export interface AuthOutcome {
+  result: AuthResult;
+  uid?: string;
+  ns?: string;
+  groups?: string[];
+}
+
+export type Authenticate = (username: string | undefined, password: Buffer | undefined) => Promise<AuthOutcome>;
 
 /** Series names per QoS, built once (hot path). */
 const SENT = seriesByQos('messages_sent_total');
@@ -77,6 +87,13 @@ export class GatewayActor {
   private metricsReq = 0;
   private readonly metricsWaiters = new Map<number, (text: string) => void>();
   private snapshotsPending = 0;
+  /** Compiled copy of the coordinator's routing rules (evaluated on the publish path). */
+  private rules: CompiledRules = compileRules([]);
+  private rulesReceived = false;
+  private imReq = 0;
+  private readonly imWaiters = new Map<number, (user: ImUser) => void>();
+  private adminReq = 0;
+  private readonly adminWaiters = new Map<number, (status: number, body: unknown) => void>();
   private readyResolve?: () => void;
   /** Resolves once every shard sent its route snapshot: only then is it safe to accept. */
   readonly ready: Promise<void>;
@@ -95,6 +112,7 @@ export class GatewayActor {
     this.snapshotsPending = opts.shards;
     this.ready = new Promise((r) => (this.readyResolve = r));
     for (const s of this.shardRefs) s.tell({ t: 'routeSync', gw: opts.index });
+    this.coordinator.tell({ t: 'imHello', gw: opts.index });
     this.timer = setInterval(() => this.tick(), 500);
     this.timer.unref();
   }
@@ -139,8 +157,26 @@ export class GatewayActor {
       case 'routeSnapshot':
         this.routes.dropShard(m.shard);
         this.routes.add(m.shard, m.filters);
-        if (--this.snapshotsPending === 0) this.readyResolve?.();
+        this.snapshotsPending--;
+        return this.checkReady();
+      case 'imRules':
+        this.rules = compileRules(m.rules);
+        this.rulesReceived = true;
+        return this.checkReady();
+      case 'imProfile': {
+        const w = this.imWaiters.get(m.reqId);
+        this.imWaiters.delete(m.reqId);
+        return w?.(m.user);
+      }
+      case 'imUserUpdate':
+        // Directory change: live connections of that user see their new groups at once.
+        for (const c of this.conns.values()) if (c.st.im?.uid === m.user.uid) c.st.im = m.user;
         return;
+      case 'adminReply': {
+        const w = this.adminWaiters.get(m.reqId);
+        this.adminWaiters.delete(m.reqId);
+        return w?.(m.status, m.body);
+      }
       case 'shardDown':
         return this.onShardDown(m.shard);
       case 'metricsText': {
@@ -152,6 +188,11 @@ export class GatewayActor {
       case 'collectMetrics':
         return this.coordinator.tell({ t: 'metricsReport', reqId: m.reqId, snapshot: this.snapshot() });
     }
+  }
+
+  /** Accept clients only once every shard's routes and the routing rules are here. */
+  private checkReady(): void {
+    if (this.snapshotsPending <= 0 && this.rulesReceived) this.readyResolve?.();
   }
 
   // ------------------------------------------------------------ connections
@@ -281,7 +322,10 @@ export class GatewayActor {
           this.tellShard(c, ef.msg);
           break;
         case 'route':
-          this.route(ef.msg);
+          this.route(ef.msg, ef.from);
+          break;
+        case 'log':
+          this.log.info(ef.data, ef.msg);
           break;
         case 'auth':
           this.runAuth(c, ef.username, ef.password);
@@ -298,8 +342,18 @@ export class GatewayActor {
 
   private runAuth(c: Conn, username: string | undefined, password: Buffer | undefined): void {
     this.authenticate(username, password).then(
-      (result) => {
-        if (!c.closed) this.apply(c, afterAuth(c.st, result, this.env));
+      (outcome) => {
+        if (c.closed) return;
+        if (outcome.result !== 'ok' || outcome.uid === undefined || !this.env.im) {
+          this.apply(c, afterAuth(c.st, outcome.result, this.env));
+          return;
+        }
+        // An identified user: the coordinator's directory gives namespace and groups.
+        const reqId = ++this.imReq;
+        this.imWaiters.set(reqId, (user) => {
+          if (!c.closed) this.apply(c, afterAuth(c.st, 'ok', this.env, user));
+        });
+        this.coordinator.tell({ t: 'imProfileRequest', reqId, gw: this.opts.index, uid: outcome.uid, ns: outcome.ns, groups: outcome.groups });
       },
       (err: unknown) => {
         this.log.error({ err }, 'authentication failed with an error');
@@ -308,8 +362,28 @@ export class GatewayActor {
     );
   }
 
-  /** The publish path, step 1: route-table lookup, one message per interested shard. */
-  route(msg: AppMessage): void {
+  /**
+   * The publish path, step 1: the routing rules (for client messages; a rule-made message
+   * is not matched again), then the route-table lookup, one message per interested shard.
+   */
+  route(msg: AppMessage, from?: { uid?: string; clientId: string }): void {
+    if (from && this.rules.size > 0) {
+      const o = applyRules(this.rules, msg.topic, { sender: from.uid, clientId: from.clientId });
+      if (o.skipped > 0) this.metrics.inc('im_rule_actions_skipped_total', o.skipped);
+      for (const topic of o.copies) {
+        this.metrics.inc('im_rule_messages_total');
+        // Never retained: the copy is a delivery, the original alone may be kept.
+        this.routeOne({ ...msg, topic, retain: false, carbon: true });
+      }
+      if (!o.deliverOriginal) {
+        this.metrics.inc('im_rule_originals_withheld_total');
+        return;
+      }
+    }
+    this.routeOne(msg);
+  }
+
+  private routeOne(msg: AppMessage): void {
     const mask = this.routes.lookup(msg.topic);
     for (let i = 0; mask >>> i !== 0; i++) if (mask & (1 << i)) this.shardRefs[i]!.tell({ t: 'publish', msg });
     if (msg.retain) this.coordinator.tell({ t: 'retain', msg });
@@ -423,6 +497,13 @@ export class GatewayActor {
         this.close(c, { reason: RC.UNSPECIFIED_ERROR, why: 'session shard restarted', notifyShard: false });
     }
     this.shardRefs[shard]!.tell({ t: 'routeSync', gw: this.opts.index });
+  }
+
+  /** Admin API: the coordinator owns the state; the gateway only carries the request. */
+  requestAdmin(req: { method: string; path: string; query: Record<string, string>; body: unknown }, reply: (status: number, body: unknown) => void): void {
+    const reqId = ++this.adminReq;
+    this.adminWaiters.set(reqId, reply);
+    this.coordinator.tell({ t: 'adminRequest', reqId, gw: this.opts.index, ...req });
   }
 
   /** /metrics: the coordinator gathers every thread's snapshot and renders the text. */

@@ -19,6 +19,11 @@ import { listenTcp, type TcpListener } from '../transport/tcp-listener.js';
 import { listenWs, type WsServer } from '../transport/ws-server.js';
 import { GatewayActor, type Authenticate } from './gateway-actor.js';
 import type { ChannelEnv } from '../channel/types.js';
+import { createJwtVerifier } from '../auth/jwt.js';
+import { createIdentify } from '../auth/identify.js';
+import { registerAdminRoutes } from '../admin/admin-http.js';
+import { registerFileRoutes } from '../im/files/index.js';
+import { join } from 'node:path';
 
 export interface GatewayHost {
   actor: GatewayActor;
@@ -52,6 +57,7 @@ export async function startGatewayHost(o: {
     acl: compileAcl(config.auth.acl, config.auth.aclDefault),
     shardOf: (clientId) => shardOf(clientId, shards),
     newClientId: () => `auto-${randomBytes(9).toString('base64url')}`,
+    im: config.im.enabled ? { senderCheck: config.im.senderCheck, superusers: new Set(config.im.superusers) } : null,
   };
   // No users file: no password table, so only the anonymous rule applies and the pool
   // that would verify hashes is never started.
@@ -62,7 +68,8 @@ export async function startGatewayHost(o: {
     users,
     pool: pool ?? { verify: async () => false },
   });
-  const authenticate: Authenticate = (u, p) => auth.authenticate(u, p);
+  const identify = createIdentify(auth, await createJwtVerifier(config.auth.jwt));
+  const authenticate: Authenticate = (u, p) => identify.mqtt(u, p);
   const metrics = new Metrics(system.thread === 'main' ? `main/gateway:${index}` : `gw${index}`);
   const actor = new GatewayActor(
     {
@@ -104,6 +111,17 @@ export async function startGatewayHost(o: {
           '/healthz': (reply) => reply('200 OK', 'text/plain', 'ok\n'),
           '/metrics': (reply) =>
             actor.requestMetrics((text) => reply('200 OK', 'text/plain; version=0.0.4; charset=utf-8', text)),
+        },
+        configure: (app) => {
+          registerAdminRoutes(app, config.admin.token, (req, reply) => actor.requestAdmin(req, reply), (series) => metrics.inc(series));
+          if (config.im.enabled && config.im.files.enabled) {
+            registerFileRoutes(
+              app,
+              { dir: join(config.dataDir, 'files'), maxBytes: config.im.files.maxBytes, publicUrl: config.im.files.publicUrl },
+              (authorization, token) => identify.http(authorization, token),
+              { count: (series, n) => metrics.inc(series, n), log },
+            );
+          }
         },
       },
     );

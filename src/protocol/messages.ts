@@ -9,7 +9,10 @@
  * Bump PROTOCOL_VERSION whenever a message changes shape: threads of one process always
  * share a version, but the cluster bus (a later issue) will check it.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
+
+import type { ImUser } from '../im/im-acl.js';
+import type { RoutingRule } from '../im/rules.js';
 
 export type QoS = 0 | 1 | 2;
 
@@ -33,6 +36,11 @@ export interface AppMessage {
   props?: MessageProps;
   /** Client id of the publisher, for the v5 No Local option; absent for broker-made messages. */
   origin?: string;
+  /**
+   * Made by a routing rule from a message `origin` published: like an XMPP carbon it is
+   * not delivered to the session that published the original.
+   */
+  carbon?: boolean;
 }
 
 /** A subscription request after the gateway validated and authorised it. */
@@ -80,6 +88,9 @@ export type ShardMsg =
       /** Client's Receive Maximum (v5) or the default; bounds the inflight window. */
       receiveMaximum: number;
       will?: WillMessage;
+      /** IM identity of the connection (authenticated uid and its namespace), if any. */
+      uid?: string;
+      ns?: string;
     }
   | {
       t: 'disconnect';
@@ -106,7 +117,32 @@ export type ShardMsg =
   | { t: 'gatewayDown'; gw: number; before: number }
   | { t: 'routeSync'; gw: number }
   | { t: 'retained'; clientId: string; connId: number; msgs: Array<{ msg: AppMessage; opts: SubOptions }> }
+  /** The coordinator's answer to `presubscribe`: the topics the session must hold on behalf of its user. */
+  | { t: 'presubscription'; reqId: number; clientId: string; topics: string[]; qos: QoS; hold?: HoldRef }
+  /** The directory or templates changed: sessions of these users (null = every IM user) ask again. */
+  | { t: 'presubRefresh'; uids: string[] | null }
+  /** Admin API operations on sessions; answered with `adminShardReply`. */
+  | { t: 'admin'; reqId: number; op: AdminShardOp }
+  /** Create the holding session of a directory user who never connected (im.presubscribe.holdNewUsers). */
+  | { t: 'holdCreate'; clientId: string; uid: string; topics: string[]; qos: QoS }
+  /** Hand the holding session's messages to the user's first real session, then drop it. */
+  | { t: 'holdTransfer'; holdClientId: string; toShard: number; toClientId: string; reqId: number }
+  /** The held messages, for the session waiting for them (sent by the holding session's shard). */
+  | { t: 'heldMessages'; reqId: number; clientId: string; msgs: Array<{ msg: AppMessage; qos: QoS }> }
   | ControlMsg;
+
+/** The holding session a first connection adopts: where it lives. */
+export interface HoldRef {
+  clientId: string;
+  shard: number;
+}
+
+export type AdminShardOp =
+  | { op: 'list'; uid?: string }
+  | { op: 'get'; clientId: string }
+  | { op: 'kick'; clientId: string; discard: boolean }
+  | { op: 'sub'; clientId: string; filter: string; qos: QoS }
+  | { op: 'unsub'; clientId: string; filter: string };
 
 // ---------------------------------------------------------------- to a gateway
 export type GatewayMsg =
@@ -120,6 +156,13 @@ export type GatewayMsg =
   | { t: 'routeSnapshot'; shard: number; filters: string[] }
   | { t: 'shardDown'; shard: number }
   | { t: 'metricsText'; reqId: number; text: string }
+  /** IM profile of an authenticated uid (namespace, groups), for the IM ACL. */
+  | { t: 'imProfile'; reqId: number; user: ImUser }
+  /** The directory changed for this uid: live connections update their IM ACL view. */
+  | { t: 'imUserUpdate'; user: ImUser }
+  /** The routing rules (the coordinator is the authority; gateways compile a copy). */
+  | { t: 'imRules'; rules: RoutingRule[] }
+  | { t: 'adminReply'; reqId: number; status: number; body: unknown }
   | ControlMsg;
 
 // ---------------------------------------------------------------- to the coordinator
@@ -133,7 +176,17 @@ export type CoordinatorMsg =
       subs: Array<{ filter: string; opts: SubOptions }>;
     }
   | { t: 'metricsRequest'; reqId: number; gw: number }
-  | { t: 'metricsReport'; reqId: number; snapshot: MetricsSnapshot };
+  | { t: 'metricsReport'; reqId: number; snapshot: MetricsSnapshot }
+  /** A gateway (re)started: it needs the routing rules. */
+  | { t: 'imHello'; gw: number }
+  /** IM profile lookup at CONNECT; ns/groups are hints from the token, the directory wins. */
+  | { t: 'imProfileRequest'; reqId: number; gw: number; uid: string; ns?: string; groups?: string[] }
+  /** A new session of an IM user: which topics must it hold (answered with `presubscription`). */
+  | { t: 'presubscribe'; reqId: number; shard: number; clientId: string; uid: string; ns: string; first: boolean }
+  /** A session of `uid` came online (+1) or went offline (-1). */
+  | { t: 'presence'; uid: string; ns: string; delta: 1 | -1; shard: number }
+  | { t: 'adminRequest'; reqId: number; gw: number; method: string; path: string; query: Record<string, string>; body: unknown }
+  | { t: 'adminShardReply'; reqId: number; shard: number; status: number; body: unknown };
 
 // ---------------------------------------------------------------- runtime control, any thread
 export type ControlMsg = { t: 'collectMetrics'; reqId: number };

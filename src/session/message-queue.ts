@@ -36,6 +36,19 @@ export class MessageQueue {
     return true;
   }
 
+  /**
+   * Puts older messages in front (a holding session's hand-over). What does not fit is
+   * not stored; returns how many of `ms` were dropped (the newest of them).
+   */
+  prepend(ms: readonly QueuedMessage[]): number {
+    const room = Math.max(0, this.capacity - this.count);
+    const rest: QueuedMessage[] = [];
+    for (let m = this.shift(); m; m = this.shift()) rest.push(m);
+    for (const m of ms.slice(0, room)) this.push(m);
+    for (const m of rest) this.push(m);
+    return ms.length - Math.min(room, ms.length);
+  }
+
   shift(): QueuedMessage | undefined {
     if (this.count === 0) return undefined;
     const m = this.items[this.head];

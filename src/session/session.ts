@@ -29,6 +29,19 @@ export class Session {
   qos2In: number[] = [];
   expiryTimer?: LongTimer;
   willTimer?: LongTimer;
+  /** IM identity of the user this session belongs to (absent: not an IM user). */
+  uid?: string;
+  ns?: string;
+  /** Filters the broker subscribed on the user's behalf (pre-subscription). */
+  presub = new Set<string>();
+  /** A pre-subscription request in flight: CONNACK waits for it. */
+  presubReq?: number;
+  /** Bound, but CONNACK not yet sent: deliveries wait in the queue. */
+  connackPending = false;
+  /** Counted in the user's presence (online device). */
+  present = false;
+  /** A holding session (im.presubscribe.holdNewUsers): keeps messages for a user's first session. */
+  hold = false;
 
   constructor(clientId: string, queueCapacity: number) {
     this.clientId = clientId;

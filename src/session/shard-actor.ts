@@ -19,7 +19,9 @@ import {
   type QoS,
   type ShardMsg,
   type SubOptions,
+  type AdminShardOp,
 } from '../protocol/messages.js';
+import { sessionDetail, sessionSummary, type SessionSummary } from './session-view.js';
 import { TopicTrie } from '../router/topic-trie.js';
 import { Session } from './session.js';
 import type { Metrics } from '../admin/metrics.js';
@@ -37,6 +39,8 @@ export interface ShardOptions {
   maxSubscriptionsPerClient: number;
   /** Sessions this shard may hold (its share of limits.maxSessions). */
   maxSessions: number;
+  /** IM layer on: new sessions of IM users are pre-subscribed, presence is reported. */
+  im: boolean;
 }
 
 type ConnectMsg = Extract<ShardMsg, { t: 'connect' }>;
@@ -47,11 +51,16 @@ interface Takeover {
   next: ConnectMsg;
 }
 
-interface PendingSuback {
+/** Something that must wait until every gateway acknowledged the routes up to `needSeq`. */
+interface PendingRouted {
   needSeq: number;
-  gw: number;
-  msg: GatewayMsg;
-  after?: CoordinatorMsg;
+  run: () => void;
+}
+
+/** A pre-subscription answer the session waits for; `connack` is held until it is applied. */
+interface PresubWait {
+  clientId: string;
+  connack?: Extract<GatewayMsg, { t: 'connack' }>;
 }
 
 export class ShardActor {
@@ -64,7 +73,11 @@ export class ShardActor {
   private readonly coordinator: ActorRef<CoordinatorMsg>;
   private routeSeq = 0;
   private readonly ackedSeq: number[];
-  private pending: PendingSuback[] = [];
+  private pending: PendingRouted[] = [];
+  private presubReq = 0;
+  private readonly presubWaits = new Map<number, PresubWait>();
+  /** First sessions waiting for a holding session's messages, by pre-subscription request id. */
+  private readonly holdWaits = new Map<number, PresubWait & { fresh: Array<{ filter: string; opts: SubOptions }> }>();
   // Reused per publish: client id -> merged delivery (overlapping subscriptions).
   private readonly matched = new Map<string, { qos: QoS; rap: boolean; nl: boolean; subIds?: number[] }>();
 
@@ -104,6 +117,18 @@ export class ShardActor {
         return this.onKicked(m.connId, m.clientId);
       case 'gatewayDown':
         return this.onGatewayDown(m.gw, m.before);
+      case 'presubscription':
+        return this.onPresubscription(m);
+      case 'presubRefresh':
+        return this.onPresubRefresh(m.uids);
+      case 'admin':
+        return this.onAdmin(m.reqId, m.op);
+      case 'holdCreate':
+        return this.onHoldCreate(m);
+      case 'holdTransfer':
+        return this.onHoldTransfer(m);
+      case 'heldMessages':
+        return this.onHeldMessages(m);
       case 'collectMetrics':
         return this.coordinator.tell({ t: 'metricsReport', reqId: m.reqId, snapshot: this.snapshot() });
     }
@@ -186,8 +211,37 @@ export class ShardActor {
     s.will = m.will;
     s.expiry = m.expiry;
     s.receiveMaximum = m.receiveMaximum;
-    this.gateways[m.gw]!.tell({ t: 'connack', connId: m.connId, sessionPresent, qos2In: s.qos2In });
-    if (sessionPresent) this.resume(s);
+    s.uid = m.uid;
+    s.ns = m.ns;
+    s.connackPending = true;
+    const connack = { t: 'connack', connId: m.connId, sessionPresent, qos2In: s.qos2In } as const;
+    if (!sessionPresent && this.opts.im && m.uid !== undefined && m.ns !== undefined) {
+      // Pre-subscription (IM-PROTOCOL.md section 4): a user's new session holds its
+      // topics before CONNACK, so a message sent right after login is never missed.
+      this.requestPresub(s, connack, true);
+      return;
+    }
+    const waiting = s.presubReq !== undefined ? this.presubWaits.get(s.presubReq) : undefined;
+    // A takeover while the first connection's pre-subscription is still in flight: this
+    // connection's CONNACK waits for it too.
+    if (waiting) waiting.connack = { ...connack, sessionPresent: false };
+    else this.releaseConnack(s, connack);
+  }
+
+  /** CONNACK goes once the routes are everywhere; only then does the session deliver. */
+  private releaseConnack(s: Session, connack: Extract<GatewayMsg, { t: 'connack' }>): void {
+    const gw = gatewayOf(connack.connId);
+    this.afterRoutes(() => {
+      if (this.sessions.get(s.clientId) !== s || !s.isBoundTo(connack.connId)) return;
+      this.gateways[gw]!.tell(connack);
+      s.connackPending = false;
+      if (!s.present && s.uid !== undefined && s.ns !== undefined) {
+        s.present = true;
+        this.coordinator.tell({ t: 'presence', uid: s.uid, ns: s.ns, delta: 1, shard: this.opts.index });
+      }
+      if (connack.sessionPresent) this.resume(s);
+      else this.pump(s);
+    });
   }
 
   /** Resend unacknowledged messages in order with DUP set [MQTT-4.4.0-1], then the queue. */
@@ -217,6 +271,8 @@ export class ShardActor {
   /** The session's connection is gone: will, then expiry. */
   private detached(s: Session, publishWill: boolean): void {
     s.binding = null;
+    s.connackPending = false;
+    this.leavePresence(s);
     if (!publishWill) s.will = undefined; // normal DISCONNECT discards the will [MQTT-3.14.4-3]
     if (s.will) {
       if (s.will.delay === 0 || s.expiry === 0) this.publishWill(s);
@@ -224,6 +280,12 @@ export class ShardActor {
     }
     if (s.expiry === 0) this.destroy(s);
     else if (s.expiry < 0xffffffff) s.expiryTimer = longTimeout(() => this.expire(s), s.expiry * 1000);
+  }
+
+  private leavePresence(s: Session): void {
+    if (!s.present) return;
+    s.present = false;
+    this.coordinator.tell({ t: 'presence', uid: s.uid!, ns: s.ns!, delta: -1, shard: this.opts.index });
   }
 
   private expire(s: Session): void {
@@ -251,6 +313,9 @@ export class ShardActor {
 
   private destroy(s: Session): void {
     s.clearTimers();
+    this.leavePresence(s);
+    if (s.presubReq !== undefined) this.presubWaits.delete(s.presubReq);
+    s.presubReq = undefined;
     // Messages the client never acknowledged die with the session (a QoS 2 message past
     // PUBREC was delivered, so it does not count).
     let undelivered = s.queue.size;
@@ -294,30 +359,44 @@ export class ShardActor {
       }
       const opts: SubOptions = { qos: r.qos, noLocal: r.noLocal, retainAsPublished: r.retainAsPublished };
       if (m.subId !== undefined) opts.subId = m.subId;
-      // A subscription with the same filter replaces the old one [MQTT-3.8.4-3].
-      s.subs.set(r.filter, opts);
-      let subscribers = this.trie.get(r.filter);
-      if (!subscribers) {
-        subscribers = new Map();
-        this.trie.set(r.filter, subscribers);
-        added.push(r.filter);
-      }
-      subscribers.set(s.clientId, opts);
+      if (this.addSub(s, r.filter, opts)) added.push(r.filter);
+      // The client now owns it: a later directory change does not take it away.
+      s.presub.delete(r.filter);
       codes.push(r.qos);
       // Retain Handling: 0 always, 1 only for a new subscription, 2 never [MQTT-3.3.1-9..11].
       if (r.retainHandling === 0 || (r.retainHandling === 1 && !existed)) forRetained.push({ filter: r.filter, opts });
     }
-    const gw = gatewayOf(m.connId);
-    const suback: GatewayMsg = { t: 'suback', connId: m.connId, packetId: m.packetId, codes };
-    const after: CoordinatorMsg | undefined =
-      forRetained.length > 0
-        ? { t: 'retainedRequest', shard: this.opts.index, clientId: s.clientId, connId: m.connId, subs: forRetained }
-        : undefined;
-    if (added.length > 0) {
-      this.routeSeq++;
-      for (const g of this.gateways) g.tell({ t: 'routeAdd', shard: this.opts.index, filters: added, seq: this.routeSeq });
+    const gw = this.gateways[gatewayOf(m.connId)]!;
+    this.routeAdd(added);
+    this.afterRoutes(() => {
+      gw.tell({ t: 'suback', connId: m.connId, packetId: m.packetId, codes });
+      if (forRetained.length > 0)
+        this.coordinator.tell({ t: 'retainedRequest', shard: this.opts.index, clientId: s.clientId, connId: m.connId, subs: forRetained });
+    });
+  }
+
+  /** Records a subscription (replacing one with the same filter [MQTT-3.8.4-3]); true when the filter is new on this shard. */
+  private addSub(s: Session, filter: string, opts: SubOptions): boolean {
+    s.subs.set(filter, opts);
+    let subscribers = this.trie.get(filter);
+    const fresh = !subscribers;
+    if (!subscribers) {
+      subscribers = new Map();
+      this.trie.set(filter, subscribers);
     }
-    this.pending.push({ needSeq: this.routeSeq, gw, msg: suback, after });
+    subscribers.set(s.clientId, opts);
+    return fresh;
+  }
+
+  private routeAdd(filters: string[]): void {
+    if (filters.length === 0) return;
+    this.routeSeq++;
+    for (const g of this.gateways) g.tell({ t: 'routeAdd', shard: this.opts.index, filters, seq: this.routeSeq });
+  }
+
+  /** Runs `run` once every gateway has every route issued so far (in issue order). */
+  private afterRoutes(run: () => void): void {
+    this.pending.push({ needSeq: this.routeSeq, run });
     this.releaseSubacks();
   }
 
@@ -335,8 +414,8 @@ export class ShardActor {
     this.routeDel(gone);
     // UNSUBACK has no route dependency, but it must not overtake a pending SUBACK of the
     // same client, so it takes the same queue.
-    this.pending.push({ needSeq: this.routeSeq, gw: gatewayOf(m.connId), msg: { t: 'unsuback', connId: m.connId, packetId: m.packetId, codes } });
-    this.releaseSubacks();
+    const gw = this.gateways[gatewayOf(m.connId)]!;
+    this.afterRoutes(() => gw.tell({ t: 'unsuback', connId: m.connId, packetId: m.packetId, codes }));
   }
 
   /** Removes one subscriber; true when the filter has no subscriber left on this shard. */
@@ -366,9 +445,7 @@ export class ShardActor {
     for (const a of this.ackedSeq) if (a < min) min = a;
     let i = 0;
     while (i < this.pending.length && this.pending[i]!.needSeq <= min) {
-      const p = this.pending[i++]!;
-      this.gateways[p.gw]!.tell(p.msg);
-      if (p.after) this.coordinator.tell(p.after);
+      this.pending[i++]!.run();
     }
     if (i > 0) this.pending = this.pending.slice(i);
   }
@@ -379,6 +456,166 @@ export class ShardActor {
     this.ackedSeq[gw] = this.routeSeq; // the snapshot carries every route up to now
     this.gateways[gw]!.tell({ t: 'routeSnapshot', shard: this.opts.index, filters });
     this.releaseSubacks();
+  }
+
+  // ------------------------------------------------------------ pre-subscription (IM)
+  private requestPresub(s: Session, connack: Extract<GatewayMsg, { t: 'connack' }> | undefined, first: boolean): void {
+    if (s.presubReq !== undefined) {
+      // A newer request supersedes one in flight; a CONNACK held for the old one stays held.
+      const old = this.presubWaits.get(s.presubReq);
+      this.presubWaits.delete(s.presubReq);
+      connack ??= old?.connack;
+    }
+    const reqId = ++this.presubReq;
+    s.presubReq = reqId;
+    this.presubWaits.set(reqId, { clientId: s.clientId, connack });
+    this.coordinator.tell({ t: 'presubscribe', reqId, shard: this.opts.index, clientId: s.clientId, uid: s.uid!, ns: s.ns!, first });
+  }
+
+  /** The coordinator's list: subscribe what is missing, drop what the broker added and is no longer listed. */
+  private onPresubscription(m: Extract<ShardMsg, { t: 'presubscription' }>): void {
+    const w = this.presubWaits.get(m.reqId);
+    this.presubWaits.delete(m.reqId);
+    const s = this.sessions.get(m.clientId);
+    if (!w || !s || s.presubReq !== m.reqId) return;
+    s.presubReq = undefined;
+    const want = new Set(m.topics);
+    const added: string[] = [];
+    const gone: string[] = [];
+    const fresh: Array<{ filter: string; opts: SubOptions }> = [];
+    for (const filter of m.topics) {
+      if (s.subs.has(filter)) continue; // the client (or an earlier list) already holds it
+      if (s.subs.size >= this.opts.maxSubscriptionsPerClient) {
+        this.metrics.inc('subscriptions_refused_total{reason="quota"}');
+        continue;
+      }
+      const opts: SubOptions = { qos: m.qos, noLocal: false, retainAsPublished: false };
+      if (this.addSub(s, filter, opts)) added.push(filter);
+      s.presub.add(filter);
+      fresh.push({ filter, opts });
+    }
+    for (const filter of [...s.presub]) {
+      if (want.has(filter)) continue;
+      s.presub.delete(filter);
+      s.subs.delete(filter);
+      if (this.removeSub(s.clientId, filter)) gone.push(filter);
+    }
+    this.metrics.inc('presubscriptions_total', fresh.length);
+    this.routeAdd(added);
+    this.routeDel(gone);
+    if (m.hold) {
+      // The user's first session adopts what the holding session kept (holdNewUsers).
+      this.holdWaits.set(m.reqId, { clientId: s.clientId, connack: w.connack, fresh });
+      this.shards[m.hold.shard]!.tell({ t: 'holdTransfer', holdClientId: m.hold.clientId, toShard: this.opts.index, toClientId: s.clientId, reqId: m.reqId });
+      return;
+    }
+    this.finishPresub(s, w.connack, fresh);
+  }
+
+  private finishPresub(s: Session, connack: Extract<GatewayMsg, { t: 'connack' }> | undefined, fresh: Array<{ filter: string; opts: SubOptions }>): void {
+    if (connack) {
+      this.releaseConnack(s, connack);
+      if (fresh.length === 0) return;
+      // After CONNACK (same queue, so in order): retained messages of the new subscriptions.
+      this.afterRoutes(() => {
+        if (s.isBoundTo(connack.connId))
+          this.coordinator.tell({ t: 'retainedRequest', shard: this.opts.index, clientId: s.clientId, connId: connack.connId, subs: fresh });
+      });
+    } else if (s.binding && !s.connackPending && fresh.length > 0) {
+      const connId = s.binding.connId;
+      this.afterRoutes(() => {
+        if (s.isBoundTo(connId)) this.coordinator.tell({ t: 'retainedRequest', shard: this.opts.index, clientId: s.clientId, connId, subs: fresh });
+      });
+    }
+  }
+
+  private onPresubRefresh(uids: string[] | null): void {
+    const only = uids === null ? null : new Set(uids);
+    for (const s of this.sessions.values()) {
+      if (s.uid === undefined || s.ns === undefined || s.hold) continue;
+      if (only === null || only.has(s.uid)) this.requestPresub(s, undefined, false);
+    }
+  }
+
+  /** A directory user who never connected: a session that only keeps their messages. */
+  private onHoldCreate(m: Extract<ShardMsg, { t: 'holdCreate' }>): void {
+    if (this.sessions.has(m.clientId)) return;
+    const s = new Session(m.clientId, this.opts.maxQueuedMessages);
+    s.hold = true;
+    s.uid = m.uid;
+    s.expiry = 0xffffffff;
+    this.sessions.set(m.clientId, s);
+    const added: string[] = [];
+    for (const filter of m.topics) {
+      if (this.addSub(s, filter, { qos: m.qos, noLocal: false, retainAsPublished: false })) added.push(filter);
+      s.presub.add(filter);
+    }
+    this.routeAdd(added);
+  }
+
+  private onHoldTransfer(m: Extract<ShardMsg, { t: 'holdTransfer' }>): void {
+    const s = this.sessions.get(m.holdClientId);
+    const msgs: Array<{ msg: AppMessage; qos: QoS }> = [];
+    if (s?.hold) {
+      for (let q = s.queue.shift(); q; q = s.queue.shift()) msgs.push({ msg: q.msg, qos: q.qos });
+      this.destroy(s);
+    }
+    this.shards[m.toShard]!.tell({ t: 'heldMessages', reqId: m.reqId, clientId: m.toClientId, msgs });
+  }
+
+  private onHeldMessages(m: Extract<ShardMsg, { t: 'heldMessages' }>): void {
+    const w = this.holdWaits.get(m.reqId);
+    this.holdWaits.delete(m.reqId);
+    const s = this.sessions.get(m.clientId);
+    if (!w || !s) {
+      if (m.msgs.length > 0) this.metrics.inc('messages_dropped_total{reason="session_ended"}', m.msgs.length);
+      return;
+    }
+    // Held messages are older than anything the new session got since it subscribed.
+    const dropped = s.queue.prepend(m.msgs.map((h) => ({ msg: h.msg, qos: h.qos, retain: false })));
+    if (dropped > 0) this.metrics.inc('messages_dropped_total{reason="queue_full"}', dropped);
+    this.finishPresub(s, w.connack, w.fresh);
+  }
+
+  // ------------------------------------------------------------ admin API
+  private onAdmin(reqId: number, op: AdminShardOp): void {
+    const reply = (status: number, body: unknown): void =>
+      this.coordinator.tell({ t: 'adminShardReply', reqId, shard: this.opts.index, status, body });
+    if (op.op === 'list') {
+      const out: SessionSummary[] = [];
+      for (const s of this.sessions.values()) if (op.uid === undefined || s.uid === op.uid) out.push(sessionSummary(s));
+      return reply(200, out);
+    }
+    const s = this.sessions.get(op.clientId);
+    if (!s) return reply(404, { error: `no session for client id "${op.clientId}"` });
+    switch (op.op) {
+      case 'get':
+        return reply(200, sessionDetail(s));
+      case 'kick': {
+        const kicked = s.binding !== null;
+        if (s.binding) {
+          this.gateways[s.binding.gw]!.tell({ t: 'kick', connId: s.binding.connId, clientId: s.clientId, reason: RC.ADMINISTRATIVE_ACTION, message: 'disconnected by an administrator' });
+          // Closed by the server without DISCONNECT: like any lost connection, the will goes out.
+          this.detached(s, true);
+        }
+        if (op.discard && this.sessions.get(s.clientId) === s) this.destroy(s);
+        return reply(200, { kicked, discarded: !this.sessions.has(op.clientId) });
+      }
+      case 'sub': {
+        const existed = s.subs.has(op.filter);
+        if (!existed && s.subs.size >= this.opts.maxSubscriptionsPerClient) return reply(409, { error: `client "${s.clientId}" is at its subscription limit` });
+        if (this.addSub(s, op.filter, { qos: op.qos, noLocal: false, retainAsPublished: false })) this.routeAdd([op.filter]);
+        s.presub.delete(op.filter);
+        // Answer once every gateway routes the filter here, like a SUBACK.
+        return this.afterRoutes(() => reply(200, { filter: op.filter, qos: op.qos }));
+      }
+      case 'unsub': {
+        const removed = s.subs.delete(op.filter);
+        s.presub.delete(op.filter);
+        if (removed && this.removeSub(s.clientId, op.filter)) this.routeDel([op.filter]);
+        return reply(200, { removed });
+      }
+    }
   }
 
   // ------------------------------------------------------------ delivery
@@ -401,8 +638,9 @@ export class ShardActor {
     });
     if (matched.size === 0) return;
     for (const [clientId, d] of matched) {
-      // No Local: not back to the publishing client [MQTT-3.8.3-3].
-      if (d.nl && msg.origin === clientId) continue;
+      // No Local: not back to the publishing client [MQTT-3.8.3-3]; a rule-made copy
+      // (carbon) is not sent back to the session that published the original either.
+      if ((d.nl || msg.carbon) && msg.origin === clientId) continue;
       const s = this.sessions.get(clientId);
       if (!s) continue;
       const qos = (msg.qos < d.qos ? msg.qos : d.qos) as QoS;
@@ -427,7 +665,7 @@ export class ShardActor {
       this.metrics.inc('messages_dropped_total{reason="expired"}');
       return;
     }
-    if (s.binding) {
+    if (s.binding && !s.connackPending) {
       if (qos === 0) {
         this.gateways[s.binding.gw]!.tell({
           t: 'deliver',
@@ -440,8 +678,9 @@ export class ShardActor {
         this.send(s, msg, qos, retain, subIds);
         return;
       }
-    } else if (qos === 0) {
-      // QoS 0 messages are not kept for offline sessions (the spec allows either).
+    } else if (qos === 0 && !s.binding) {
+      // QoS 0 messages are not kept for offline sessions (the spec allows either); a
+      // session about to get its CONNACK keeps them, it is online.
       this.metrics.inc('messages_dropped_total{reason="offline_qos0"}');
       return;
     }
@@ -468,7 +707,13 @@ export class ShardActor {
         this.metrics.inc('messages_dropped_total{reason="expired"}');
         continue;
       }
-      this.send(s, q.msg, q.qos, q.retain, q.subIds);
+      if (q.qos === 0) {
+        this.gateways[s.binding.gw]!.tell({
+          t: 'deliver',
+          connId: s.binding.connId,
+          out: [{ k: 'pub', msg: q.msg, qos: 0, packetId: 0, dup: false, retain: q.retain, subIds: q.subIds }],
+        });
+      } else this.send(s, q.msg, q.qos, q.retain, q.subIds);
     }
   }
 

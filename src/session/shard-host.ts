@@ -20,6 +20,7 @@ export function startShardHost(o: { system: ActorSystem; index: number; config: 
       maxQueuedMessages: limits.maxQueuedMessages,
       maxSubscriptionsPerClient: limits.maxSubscriptionsPerClient,
       maxSessions: Math.ceil(limits.maxSessions / shardCount(o.topology)),
+      im: o.config.im.enabled,
     },
     o.system,
     metrics,

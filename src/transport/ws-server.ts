@@ -10,6 +10,8 @@ import type { Accept, ConnIO, ConnSink } from './connection.js';
 export interface HttpRoutes {
   /** Asynchronous text responses (e.g. /metrics collected from every thread). */
   get: Record<string, (reply: (status: string, contentType: string, body: string) => void) => void>;
+  /** Registers further routes (files, admin API) on the app, before the 404 catch-all. */
+  configure?: (app: uWS.TemplatedApp) => void;
 }
 
 export interface WsServer {
@@ -100,6 +102,7 @@ export function listenWs(
       });
     });
   }
+  routes.configure?.(app);
   app.any('/*', (res) => {
     res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end('not found\n');
   });

@@ -4,6 +4,9 @@
  * `'multi'` runs 2 gateway threads and 2 shard threads, so cross-thread paths
  * (route replication, shared listener, links) are exercised on every run.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadConfig, type DeepPartial } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { startBroker, type BrokerHandle } from '../../src/broker.js';
@@ -26,6 +29,8 @@ export async function startTestBroker(topology: TopologyName = 'single', overrid
     env: {},
     overrides: {
       host: '127.0.0.1',
+      // A fresh data directory per broker: IM state and files never leak between tests.
+      dataDir: mkdtempSync(join(tmpdir(), 'switchboard-test-')),
       log: { level: (process.env.SB_LOG as 'silent') ?? 'silent' },
       ...overrides,
       threads: { ...threads, ...overrides.threads },

@@ -12,7 +12,9 @@ const subIdsOf = (p: { properties?: { subscriptionIdentifier?: number | number[]
 };
 
 describe.each(TOPOLOGIES)('02 subscribe (%s)', (topo) => {
-  const ref = sharedBroker(topo);
+  // "#" and "+/#" may match IM inboxes (/{ns}/im/u/...): the default IM ACL grants them
+  // only to its superusers, such as this suite's "monitor" user.
+  const ref = sharedBroker(topo, { im: { superusers: ['monitor'] } });
   const pool = new ClientPool();
   afterEach(() => pool.closeAll());
 
@@ -96,8 +98,8 @@ describe.each(TOPOLOGIES)('02 subscribe (%s)', (topo) => {
   });
 
   it('[MQTT-4.7.2-1] $SYS topics are not matched by "#" or "+/..." filters but are by "$SYS/#"', async () => {
-    const all = await pool.connect(ref.b.tcpUrl, { protocolVersion: 4, clientId: uid('all') });
-    const plus = await pool.connect(ref.b.wsUrl, { protocolVersion: 5, clientId: uid('plus') });
+    const all = await pool.connect(ref.b.tcpUrl, { protocolVersion: 4, clientId: uid('all'), username: 'monitor' });
+    const plus = await pool.connect(ref.b.wsUrl, { protocolVersion: 5, clientId: uid('plus'), username: 'monitor' });
     const sys = await pool.connect(ref.b.tcpUrl, { protocolVersion: 4, clientId: uid('sys') });
     await all.client.subscribeAsync('#', { qos: 0 });
     await plus.client.subscribeAsync(['+/broker/#', '+/broker/version', '+/#'], { qos: 0 });

@@ -49,7 +49,11 @@ describe('DEFAULTS', () => {
       connectTimeout: 10,
       maxSessions: 1000000,
     });
-    expect(DEFAULTS.auth).toEqual({ allowAnonymous: true, usersFile: null, aclDefault: 'allow', acl: [] });
+    const noJwt = { secret: null, publicKeyFile: null, jwksFile: null, issuer: null, audience: null };
+    expect(DEFAULTS.auth).toEqual({ allowAnonymous: true, usersFile: null, jwt: noJwt, aclDefault: 'allow', acl: [] });
+    expect(DEFAULTS.im.presubscribe.templates).toEqual(['/{ns}/im/u/{uid}']);
+    expect(DEFAULTS.im.rules).toEqual([{ id: 'carbons', source: '/+/im/u/+', action: 'copy', destination: '/{1}/im/u/{sender}' }]);
+    expect(DEFAULTS.admin).toEqual({ token: null });
     expect(DEFAULTS.log).toEqual({ level: 'info' });
   });
 
@@ -200,6 +204,7 @@ log:
     expect(cfg.auth).toEqual({
       allowAnonymous: false,
       usersFile: './users',
+      jwt: { secret: null, publicKeyFile: null, jwksFile: null, issuer: null, audience: null },
       aclDefault: 'deny',
       acl: [{ action: 'allow', permission: 'subscribe', topic: 'chat/#' }],
     });
@@ -346,5 +351,27 @@ describe('resolveThreads', () => {
     const { gateways, shards } = resolveThreads(DEFAULTS);
     expect(gateways).toBeGreaterThanOrEqual(1);
     expect(shards).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('IM list settings', () => {
+  it('validates routing rules and names the bad field', () => {
+    expect(() => validateConfig({ im: { rules: [{ id: 'x', source: '/+/im/u/+', action: 'copy', destination: '/{3}/im' }] } })).toThrow(/im\.rules\[0\]/);
+    expect(() => validateConfig({ im: { rules: [{ id: 'x', source: '/a', action: 'explode' }] } })).toThrow(/action/);
+  });
+
+  it('validates directory entries and templates', () => {
+    expect(validateConfig({ im: { presubscribe: { directory: [{ uid: 'jim', groups: ['team'] }] } } }).im.presubscribe.directory).toEqual([{ uid: 'jim', groups: ['team'] }]);
+    expect(() => validateConfig({ im: { presubscribe: { directory: [{ uid: 'a/b' }] } } })).toThrow(/directory\[0\]/);
+    expect(() => validateConfig({ im: { presubscribe: { templates: ['/{nope}/x'] } } })).toThrow(/templates\[0\]/);
+  });
+
+  it('reads list settings from the environment as JSON', () => {
+    const cfg = loadConfig({ env: { SWITCHBOARD_IM__SUPERUSERS: '["ops"]' } });
+    expect(cfg.im.superusers).toEqual(['ops']);
+  });
+
+  it('ignores SWITCHBOARD_ADMIN_URL, which is the admin CLI\'s setting', () => {
+    expect(() => loadConfig({ env: { SWITCHBOARD_ADMIN_URL: 'http://x' } })).not.toThrow();
   });
 });
