@@ -29,6 +29,8 @@ export function createIdentify(auth: Authenticator, jwt: JwtVerifier | null): Id
     const id = await jwt!.verify(token);
     // A username, if given, must be the token's subject: one connection, one identity.
     if (!id || (username !== undefined && username !== '' && username !== id.uid)) return { result: 'bad_credentials' };
+    // A subject that cannot name an inbox (one topic level) logs in without an IM identity.
+    if (!isTopicLevelId(id.uid)) return { result: 'ok' };
     return { result: 'ok', uid: id.uid, ns: id.ns, groups: id.groups };
   };
   const mqtt = async (username: string | undefined, password: Buffer | undefined): Promise<Identity> => {

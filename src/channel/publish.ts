@@ -81,7 +81,11 @@ export const handlePublish: Handler<IPublishPacket> = (st, p, env) => {
  */
 function refuse(st: ChannelState, p: IPublishPacket, out: Effect[], rc: number, reasonString?: string): Effect[] {
   const v5 = st.version === 5;
-  const fields = v5 ? { reasonCode: rc, ...(reasonString ? { properties: { reasonString } } : {}) } : { reasonCode: RC.SUCCESS };
+  // PUBACK/PUBREC with a Reason String: fixed header (2-5) + id (2) + code (1) + property
+  // length (1-4) + the property (3 + UTF-8 bytes). It is left out when the packet would
+  // exceed the client's Maximum Packet Size [MQTT-3.4.2-2][MQTT-3.5.2-2].
+  const withReason = reasonString !== undefined && 16 + Buffer.byteLength(reasonString) <= st.maxPacketSizeOut;
+  const fields = v5 ? { reasonCode: rc, ...(withReason ? { properties: { reasonString } } : {}) } : { reasonCode: RC.SUCCESS };
   if (p.qos === 1) out.push({ e: 'send', packet: { cmd: 'puback', messageId: p.messageId, ...fields } });
   else if (p.qos === 2) out.push({ e: 'send', packet: { cmd: 'pubrec', messageId: p.messageId, ...fields } });
   return out;

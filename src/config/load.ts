@@ -172,17 +172,29 @@ function checkListItem(item: ListItem, value: unknown): unknown {
 
 function checkList(spec: ListField, value: unknown, path: string, source?: string): readonly unknown[] {
   if (!Array.isArray(value)) throw fail(path, `"${path}" must be ${describeType(spec)} (got ${show(value)})`, source);
+  const ids = new Set<string>();
   return value.map((v: unknown, i) => {
-    const at = `${path}[${i}]`;
-    try {
-      return checkListItem(spec.item, v);
-    } catch (err) {
-      // The IM parsers' messages start with the field they blame ("destination: ...").
-      const field = (err as { field?: string }).field;
-      const key = field && (err instanceof RuleError || err instanceof DirectoryError) && field !== 'templates' ? `${at}.${field}` : at;
-      throw fail(key, `"${at}" ${(err as Error).message}`, source);
+    const item = checkItem(spec, v, path, i, source);
+    // Rules and directory entries are addressed by id / uid (admin API): one each.
+    const id = spec.item === 'routingRule' ? (item as { id: string }).id : spec.item === 'directoryEntry' ? (item as { uid: string }).uid : undefined;
+    if (id !== undefined) {
+      if (ids.has(id)) throw fail(`${path}[${i}]`, `"${path}[${i}]" repeats the ${spec.item === 'routingRule' ? 'id' : 'uid'} "${id}"`, source);
+      ids.add(id);
     }
+    return item;
   });
+}
+
+function checkItem(spec: ListField, v: unknown, path: string, i: number, source?: string): unknown {
+  const at = `${path}[${i}]`;
+  try {
+    return checkListItem(spec.item, v);
+  } catch (err) {
+    // The IM parsers' messages start with the field they blame ("destination: ...").
+    const field = (err as { field?: string }).field;
+    const key = field && (err instanceof RuleError || err instanceof DirectoryError) && field !== 'templates' ? `${at}.${field}` : at;
+    throw fail(key, `"${at}" ${(err as Error).message}`, source);
+  }
 }
 
 /** Validates one already-typed value (from YAML/JSON/overrides); returns it normalised. */

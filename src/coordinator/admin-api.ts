@@ -64,7 +64,8 @@ function parsed<T>(f: () => T): T {
   try {
     return f();
   } catch (err) {
-    if (err instanceof RuleError || err instanceof DirectoryError) throw new ApiError(400, `${err.field}: ${err.message}`);
+    // Their messages already start with the field they blame ("destination: ...").
+    if (err instanceof RuleError || err instanceof DirectoryError) throw new ApiError(400, err.message);
     throw err;
   }
 }
@@ -195,7 +196,7 @@ function rules(seg: string[], req: AdminRequest, ctx: AdminContext, notAllowed: 
   if (seg.length === 1) {
     if (m === 'GET') return ok({ rules: st.rules });
     if (m !== 'POST') return notAllowed();
-    const rule = parsed(() => parseRule(req.body));
+    const rule = parsed(() => parseRule(object(req.body)));
     if (st.rules.some((r) => r.id === rule.id)) throw new ApiError(409, `a rule with id "${rule.id}" exists`);
     commit([...st.rules, rule]);
     return ok(rule, 201);
@@ -227,7 +228,12 @@ function publish(body: unknown, ctx: AdminContext): AdminResponse {
     throw new ApiError(400, `topic must be a valid topic name outside $-topics (got ${JSON.stringify(topic)})`);
   if (b.payload !== undefined && b.payloadBase64 !== undefined) throw new ApiError(400, 'give payload or payloadBase64, not both');
   let payload: Buffer;
-  if (typeof b.payloadBase64 === 'string') payload = Buffer.from(b.payloadBase64, 'base64');
+  if (b.payloadBase64 !== undefined) {
+    // Buffer's decoder skips junk silently; insist on the alphabet so a mistake is a 400.
+    if (typeof b.payloadBase64 !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(b.payloadBase64) || b.payloadBase64.length % 4 === 1)
+      throw new ApiError(400, 'payloadBase64 must be a base64 string');
+    payload = Buffer.from(b.payloadBase64, 'base64');
+  }
   else if (b.payload === undefined || typeof b.payload === 'string') payload = Buffer.from((b.payload as string | undefined) ?? '', 'utf8');
   else throw new ApiError(400, 'payload must be a string (UTF-8); use payloadBase64 for binary');
   if (b.retain !== undefined && typeof b.retain !== 'boolean') throw new ApiError(400, 'retain must be true or false');

@@ -78,10 +78,20 @@ function readState(file: string): StateFile | undefined {
       version: 1,
       templates: (raw.templates ?? []).map((t) => parseTemplate(t)),
       directory: (raw.directory ?? []).map((e) => parseDirectoryEntry(e)),
-      rules: (raw.rules ?? []).map((r) => parseRule(r)),
+      rules: uniqueRules((raw.rules ?? []).map((r) => parseRule(r))),
       seen: (raw.seen ?? []).filter((s): s is string => typeof s === 'string'),
     };
   } catch (err) {
     throw new Error(`${file} is not a valid IM state file (${(err as Error).message}); fix or delete it`);
   }
+}
+
+/** Rules are addressed by id (admin API): a repeated id is an error, not a silent shadow. */
+export function uniqueRules(rules: RoutingRule[]): RoutingRule[] {
+  const seen = new Set<string>();
+  for (const r of rules) {
+    if (seen.has(r.id)) throw new Error(`rule id "${r.id}" appears twice`);
+    seen.add(r.id);
+  }
+  return rules;
 }

@@ -429,7 +429,14 @@ export class GatewayActor {
 
   /** Encodes now, writes at the end of the turn: many packets to one socket, one write. */
   private write(c: Conn, packet: Packet): number {
-    const buf = mqttPacket.generate(packet, { protocolVersion: c.st.version });
+    let buf = mqttPacket.generate(packet, { protocolVersion: c.st.version });
+    const props = (packet as { properties?: { reasonString?: string } }).properties;
+    if (buf.length > c.st.maxPacketSizeOut && props?.reasonString !== undefined) {
+      // The Reason String is optional: it is left out rather than exceed the client's
+      // Maximum Packet Size [MQTT-3.4.2-2][MQTT-3.5.2-2][MQTT-3.14.2-3].
+      const { reasonString: _, ...rest } = props;
+      buf = mqttPacket.generate({ ...packet, properties: rest } as Packet, { protocolVersion: c.st.version });
+    }
     c.out.push(buf);
     c.outBytes += buf.length;
     this.dirty.add(c);

@@ -39,6 +39,7 @@ function makeEnv(over: Partial<Omit<ChannelEnv, 'limits'>> & { limits?: Partial<
         return id;
       }),
     limits: { ...LIMITS, ...over.limits },
+    im: over.im ?? null,
     assigned,
   };
 }
