@@ -253,7 +253,7 @@ export const SCHEMA: SchemaOf<Config> = {
     // 268435455 is the largest length the MQTT remaining-length varint can encode.
     maxPacketSize: int(1_048_576, 1, 268_435_455, 'Largest incoming packet in bytes; also advertised as MQTT 5 Maximum Packet Size.'),
     // 65535 is the MQTT 5 Receive Maximum ceiling (two-byte field).
-    maxInflight: int(100, 1, 65_535, 'Per session: unacknowledged outbound QoS 1/2 messages.'),
+    maxInflight: int(1000, 1, 65_535, 'Per session: unacknowledged outbound QoS 1/2 messages (MQTT 5 clients can lower it with Receive Maximum); also the Receive Maximum announced to v5 clients.'),
     maxQueuedMessages: int(1000, 0, INT32_MAX, 'Per session: messages waiting while offline or beyond the inflight window (0 = none).'),
     maxSubscriptionsPerClient: int(1000, 1, INT32_MAX, 'Maximum subscriptions one client may hold.'),
     // MQTT strings are length-prefixed with two bytes, so 65535 is the hard cap.

@@ -17,7 +17,7 @@ describe('describeConfig', () => {
       expect(table).toContain(`| \`${path}\` |`);
       expect(table).toContain(envVarName(path));
     }
-    expect(table).toContain('| `limits.maxInflight` | integer 1..65535 | `100` | `SWITCHBOARD_LIMITS__MAX_INFLIGHT` |');
+    expect(table).toContain('| `limits.maxInflight` | integer 1..65535 | `1000` | `SWITCHBOARD_LIMITS__MAX_INFLIGHT` |');
   });
 });
 

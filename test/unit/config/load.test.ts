@@ -36,7 +36,7 @@ describe('DEFAULTS', () => {
     expect(DEFAULTS.limits).toEqual({
       maxConnections: 100000,
       maxPacketSize: 1048576,
-      maxInflight: 100,
+      maxInflight: 1000,
       maxQueuedMessages: 1000,
       maxSubscriptionsPerClient: 1000,
       maxTopicLength: 65535,
