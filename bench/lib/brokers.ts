@@ -5,24 +5,65 @@
  *   switchboard  node dist/src/cli.js start (compiled CLI, default topology), temp data dir
  *   aedes        node bench/peers/aedes-server.js (aedes + net.createServer)
  *   mosquitto    /usr/sbin/mosquitto -c <temp config>, only if the binary exists
+ *   nats         /usr/sbin/nats-server with its MQTT listener (JetStream on, temp store), if installed
  *
  * Each broker runs under bench/lib/leash.js, which kills it when the bench goes away,
  * even on SIGKILL of the bench.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type BrokerName = 'switchboard' | 'aedes' | 'mosquitto';
+export type BrokerName = 'switchboard' | 'aedes' | 'mosquitto' | 'nats';
+export const ALL_BROKERS: BrokerName[] = ['switchboard', 'aedes', 'mosquitto', 'nats'];
+export const BROKER_LABEL: Record<BrokerName, string> = { switchboard: 'Switchboard', aedes: 'Aedes', mosquitto: 'Mosquitto', nats: 'NATS' };
 
 export const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const REPO_ROOT = path.resolve(BENCH_DIR, '..');
 export const MOSQUITTO_BIN = '/usr/sbin/mosquitto';
 
+export const NATS_BIN = '/usr/sbin/nats-server';
+
 export const mosquittoAvailable = (): boolean => existsSync(MOSQUITTO_BIN);
+export const natsAvailable = (): boolean => existsSync(NATS_BIN);
+
+/** Is this broker installed on this machine (Switchboard and Aedes always are). */
+export function brokerAvailable(name: BrokerName): boolean {
+  return name === 'mosquitto' ? mosquittoAvailable() : name === 'nats' ? natsAvailable() : true;
+}
+
+/** Transports a broker can be benchmarked over here. NATS 2.9 has no MQTT over WebSocket. */
+export function brokerTransports(name: BrokerName): Array<'tcp' | 'ws'> {
+  return name === 'nats' ? ['tcp'] : ['tcp', 'ws'];
+}
+
+/** Versions for the report (what was measured matters as much as the number). */
+export function brokerVersion(name: BrokerName): string {
+  try {
+    switch (name) {
+      case 'switchboard':
+        return JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).version as string;
+      case 'aedes':
+        return JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules/aedes/package.json'), 'utf8')).version as string;
+      case 'mosquitto': {
+        let out = '';
+        try {
+          out = execFileSync(MOSQUITTO_BIN, ['-h'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+        } catch (e) {
+          out = String((e as { stdout?: string }).stdout ?? '');
+        }
+        return /version (\S+)/.exec(out)?.[1] ?? 'unknown';
+      }
+      case 'nats':
+        return /v?(\d+\.\d+\.\d+)/.exec(execFileSync(NATS_BIN, ['--version'], { encoding: 'utf8' }))?.[1] ?? 'unknown';
+    }
+  } catch {
+    return 'unknown';
+  }
+}
 
 // ---------------------------------------------------------------------------
 // Child tracking and cleanup.
@@ -137,8 +178,11 @@ export interface BrokerHandle {
   name: BrokerName;
   host: string;
   port: number;
-  /** Switchboard's HTTP port (/metrics, /healthz). */
+  /** Switchboard's HTTP port (/metrics, /healthz, files, admin API). */
   httpPort?: number;
+  /** MQTT over WebSocket, when started with `ws` (Switchboard always has it). */
+  wsPort?: number;
+  wsPath?: string;
   /** The broker process itself (not its leash). */
   pid: number;
   /** The leash process. */
@@ -156,6 +200,10 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Extra command-line arguments (Switchboard only). */
   extraArgs?: string[];
+  /** Extra environment (Switchboard: SWITCHBOARD_* settings such as SWITCHBOARD_ADMIN__TOKEN). */
+  env?: Record<string, string>;
+  /** Also listen for MQTT over WebSocket (peers; Switchboard always does). */
+  ws?: boolean;
 }
 
 function cleanEnv(): NodeJS.ProcessEnv {
@@ -172,11 +220,14 @@ export async function startBroker(name: BrokerName, opts: StartOptions = {}): Pr
   let cmd: string;
   let args: string[];
   let httpPort: number | undefined;
+  let wsPort: number | undefined;
+  let wsPath = '/mqtt';
   switch (name) {
     case 'switchboard': {
       const cli = path.join(REPO_ROOT, 'dist/src/cli.js');
       if (!existsSync(cli)) throw new Error(`${cli} missing: run "npx tsc -p tsconfig.json" first`);
       httpPort = await freePort(host);
+      wsPort = httpPort;
       cmd = process.execPath;
       // BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the broker (every thread).
       args = [...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), cli, 'start', '--host', host, '--tcp-port', String(port), '--ws-port', String(httpPort), '--log-level', 'warn', '--data-dir', path.join(tmp, 'data'), ...(opts.extraArgs ?? [])];
@@ -185,15 +236,39 @@ export async function startBroker(name: BrokerName, opts: StartOptions = {}): Pr
     case 'aedes':
       cmd = process.execPath;
       args = [path.join(BENCH_DIR, 'peers/aedes-server.js'), '--host', host, '--port', String(port)];
+      if (opts.ws) {
+        wsPort = await freePort(host);
+        args.push('--ws-port', String(wsPort));
+      }
       break;
     case 'mosquitto': {
       if (!mosquittoAvailable()) throw new Error(`${MOSQUITTO_BIN} not found`);
       const conf = path.join(tmp, 'mosquitto.conf');
+      // set_tcp_nodelay: without it Nagle's algorithm meets delayed ACKs and small
+      // messages wait ~40 ms; every broker in the bench gets TCP_NODELAY.
+      const lines = [`listener ${port} ${host}`, 'allow_anonymous true', 'persistence false', 'set_tcp_nodelay true', 'log_dest stderr', 'log_type error', 'log_type warning'];
+      if (opts.ws) {
+        wsPort = await freePort(host);
+        wsPath = '/';
+        lines.push(`listener ${wsPort} ${host}`, 'protocol websockets');
+      }
+      // Per-listener settings (allow_anonymous) apply to every listener.
+      lines.unshift('per_listener_settings false');
+      writeFileSync(conf, [...lines, ''].join('\n'));
+      cmd = MOSQUITTO_BIN;
+      args = ['-c', conf];
+      break;
+    }
+    case 'nats': {
+      if (!natsAvailable()) throw new Error(`${NATS_BIN} not found`);
+      const conf = path.join(tmp, 'nats.conf');
+      const clientPort = await freePort(host);
+      // The MQTT listener needs JetStream (sessions, QoS 1 and retained live in streams).
       writeFileSync(
         conf,
-        [`listener ${port} ${host}`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', ''].join('\n'),
+        [`listen: ${host}:${clientPort}`, 'server_name: bench', `jetstream { store_dir: "${path.join(tmp, 'js')}" }`, `mqtt { listen: ${host}:${port} }`, ''].join('\n'),
       );
-      cmd = MOSQUITTO_BIN;
+      cmd = NATS_BIN;
       args = ['-c', conf];
       break;
     }
@@ -202,7 +277,7 @@ export async function startBroker(name: BrokerName, opts: StartOptions = {}): Pr
   const t0 = performance.now();
   const child = spawn(process.execPath, [path.join(BENCH_DIR, 'lib/leash.js'), cmd, ...args], {
     cwd: tmp,
-    env: cleanEnv(),
+    env: { ...cleanEnv(), ...(opts.env ?? {}) },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   trackChild(child);
@@ -261,6 +336,10 @@ export async function startBroker(name: BrokerName, opts: StartOptions = {}): Pr
     },
   };
   if (httpPort !== undefined) handle.httpPort = httpPort;
+  if (wsPort !== undefined) {
+    handle.wsPort = wsPort;
+    handle.wsPath = wsPath;
+  }
   child.once('close', (code, signal) => {
     brokerPids.delete(brokerPid);
     // The broker's own exit status as the leash reported it, else the leash's.

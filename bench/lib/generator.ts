@@ -9,6 +9,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { encodeImPayload } from '../../src/im/index.js';
+import * as hdr from 'hdr-histogram-js';
 import { LeanClient, selfCheckEncoder, type CloseInfo, type QoS } from './lean-client.js';
 import type { CpuSpan, GenToParent, RunRequest, RunResult } from './types.js';
 
@@ -64,10 +65,6 @@ function round(x: number, digits = 1): number {
   return Math.round(x * f) / f;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 async function connectAll(list: LeanClient[], concurrency: number): Promise<void> {
   let next = 0;
@@ -85,7 +82,7 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
   const runStart = performance.now();
   const cpuStart = process.cpuUsage();
   const qos: QoS = sc.qos;
-  const common = { host: req.host, port: req.port, protocolVersion: sc.protocolVersion };
+  const common = { host: req.host, port: req.port, protocolVersion: sc.protocolVersion, wsPath: req.wsPath };
 
   const all: LeanClient[] = [];
   const closeSamples: CloseInfo[] = [];
@@ -107,7 +104,13 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
   let sources: number;
   let misrouted = 0;
   let expectedSource: ((receiverIndex: number, src: number) => boolean) | undefined;
-  if (sc.kind === 'fanin') {
+  if (sc.kind === 'fanout') {
+    // Subscribers first: every one of them must hold the subscription before the first publish.
+    subs = Array.from({ length: sc.subscribers }, (_, i) => ({ client: make(`qb-${req.runId}-s${i}`, 100), filter: 'bench/fanout' }));
+    pubs = [make(`qb-${req.runId}-pub`, 100)];
+    topics = [Buffer.from('bench/fanout')];
+    sources = 1;
+  } else if (sc.kind === 'fanin') {
     const sub = make(`qb-${req.runId}-sub`, 100);
     subs = [{ client: sub, filter: 'bench/fanin/#' }];
     pubs = Array.from({ length: sc.publishers }, (_, i) => make(`qb-${req.runId}-pub${i}`, sc.window));
@@ -127,12 +130,23 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
   }
 
   const tracker = new Tracker(sources);
-  const paced = sc.kind === 'fanin' && sc.pacing === 'e2e';
+  // Fan-out: every message has `subscribers` recipients, so each keeps its own tracker.
+  const trackers = sc.kind === 'fanout' ? subs.map(() => new Tracker(1)) : undefined;
+  const multiplicity = sc.kind === 'fanout' ? sc.subscribers : 1;
+  const uniqueTotal = (): number => (trackers ? trackers.reduce((a, t) => a + t.unique, 0) : tracker.unique);
+  const paced = (sc.kind === 'fanin' && sc.pacing === 'e2e') || sc.kind === 'fanout';
+  const rate = sc.kind === 'fanout' ? undefined : sc.kind === 'fanin' ? (sc.pacing === 'rate' ? sc.rate : undefined) : sc.rate;
+  /** The end-to-end window: fan-in's per publisher, fan-out's burst size. */
+  const e2eWindow = sc.kind === 'fanout' ? sc.messages : sc.kind === 'fanin' ? sc.window : Infinity;
+  // Every delivery in the window goes into an HDR histogram (microseconds), and into a
+  // per-second one for the soak time series.
+  const newHist = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  const hist = newHist();
+  const secondHist = newHist();
   let onSourceProgress: ((src: number) => void) | undefined;
   let totalReceived = 0;
   let totalPublished = 0;
   let inWindow = false;
-  const latencies: number[] = [];
   subs.forEach(({ client }, receiverIndex) => {
     client.onMessage = (_topic, payload) => {
       totalReceived++;
@@ -142,10 +156,14 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
         return;
       }
       const src = mark.readUInt32LE(0);
-      tracker.record(src, mark.readUInt32LE(4));
+      (trackers ? trackers[receiverIndex]! : tracker).record(src, mark.readUInt32LE(4));
       if (expectedSource && !expectedSource(receiverIndex, src)) misrouted++;
       onSourceProgress?.(src);
-      if (inWindow && (totalReceived & 7) === 0) latencies.push(performance.now() - mark.readDoubleLE(8));
+      if (inWindow) {
+        const us = Math.max(1, Math.round((performance.now() - mark.readDoubleLE(8)) * 1000));
+        hist.recordValue(us);
+        secondHist.recordValue(us);
+      }
     };
   });
 
@@ -172,7 +190,7 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
     drainRate: 0,
     stallResets: 0,
     drainMs: 0,
-    latencyMs: { p50: NaN, p90: NaN, p99: NaN, max: NaN, samples: 0 },
+    latencyMs: { p50: NaN, p90: NaN, p99: NaN, p999: NaN, max: NaN, samples: 0 },
     unexpectedCloses: 0,
     closeSamples,
     protocolErrors: [],
@@ -186,7 +204,8 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
   const finish = (ok: boolean, error?: string): RunResult => {
     const protocolErrors: string[] = [];
     for (const c of all) for (const e of c.protocolErrors) if (protocolErrors.length < 20) protocolErrors.push(`${c.clientId}: ${e}`);
-    if (tracker.badSource) protocolErrors.push(`${tracker.badSource} messages with an unknown source/short payload`);
+    const bad = tracker.badSource + (trackers?.reduce((a, t) => a + t.badSource, 0) ?? 0);
+    if (bad) protocolErrors.push(`${bad} messages with an unknown source/short payload`);
     if (misrouted) protocolErrors.push(`${misrouted} messages delivered to the wrong inbox`);
     const r: RunResult = {
       ...base,
@@ -194,9 +213,9 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
       published: totalPublished,
       acked: pubs.reduce((a, c) => a + c.acked, 0),
       received: totalReceived,
-      uniqueReceived: tracker.unique,
-      duplicates: tracker.duplicates,
-      reordered: tracker.reordered,
+      uniqueReceived: uniqueTotal(),
+      duplicates: tracker.duplicates + (trackers?.reduce((a, t) => a + t.duplicates, 0) ?? 0),
+      reordered: tracker.reordered + (trackers?.reduce((a, t) => a + t.reordered, 0) ?? 0),
       unexpectedCloses,
       protocolErrors,
       unexpectedAcks: all.reduce((a, c) => a + c.unexpectedAcks, 0),
@@ -247,11 +266,13 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
     // write-off after a stall (a broker may drop messages, e.g. QoS 0 to a slow consumer).
     const writtenOff = new Float64Array(pubs.length);
     const lastProgress = new Float64Array(pubs.length).fill(performance.now());
-    const inTransit = (i: number) => seqs[i]! - Math.max(tracker.maxSeq[i]! + 1, writtenOff[i]!);
+    const inTransit = trackers
+      ? (i: number) => seqs[i]! - Math.max(Math.floor(uniqueTotal() / multiplicity), writtenOff[i]!)
+      : (i: number) => seqs[i]! - Math.max(tracker.maxSeq[i]! + 1, writtenOff[i]!);
     const pumpPaced = (i: number): void => {
       const c = pubs[i]!;
-      const room = qos === 1 ? () => c.canSendQos1() : () => c.canSendQos0();
-      while (running && inTransit(i) < sc.window && room()) publishOne(i);
+      const room = qos > 0 ? () => c.canSendQos1() : () => c.canSendQos0();
+      while (running && inTransit(i) < e2eWindow && room()) publishOne(i);
       if (running && c.backpressured && !c.onDrain) c.onDrain = () => pumpPaced(i);
     };
     if (paced) {
@@ -262,7 +283,7 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
       stallTimer = setInterval(() => {
         const now = performance.now();
         for (let i = 0; i < pubs.length; i++) {
-          if (running && inTransit(i) >= sc.window && now - lastProgress[i]! > 1000) {
+          if (running && inTransit(i) >= e2eWindow && now - lastProgress[i]! > 1000) {
             writtenOff[i] = seqs[i]!;
             lastProgress[i] = now;
             base.stallResets++;
@@ -272,11 +293,32 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
       }, 100);
     }
     running = true;
+    let rateTimer: NodeJS.Timeout | undefined;
+    if (rate !== undefined) {
+      // Fixed offered rate (latency, soak): every 10 ms the publishers, in turn, send
+      // their share; a publisher whose window is full misses its turn (counted).
+      let budget = 0;
+      let next = 0;
+      let last = performance.now();
+      base.rateMissed = 0;
+      rateTimer = setInterval(() => {
+        const now = performance.now();
+        budget += ((now - last) / 1000) * rate;
+        last = now;
+        for (; budget >= 1; budget--) {
+          const i = next;
+          next = (next + 1) % pubs.length;
+          const c = pubs[i]!;
+          if (!(qos > 0 ? c.canSendQos1() : c.canSendQos0()) || !publishOne(i)) base.rateMissed!++;
+        }
+      }, 10);
+    }
     pubs.forEach((c, i) => {
+      if (rate !== undefined) return;
       if (paced) {
-        if (qos === 1) c.onAck = () => running && pumpPaced(i);
+        if (qos > 0) c.onAck = () => running && pumpPaced(i);
         pumpPaced(i);
-      } else if (qos === 1) {
+      } else if (qos > 0) {
         c.onAck = () => {
           if (running) publishOne(i);
         };
@@ -295,8 +337,12 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
     send({ type: 'phase', runId: req.runId, phase: 'window-start' });
     let lastTick = totalReceived;
     const ticker = setInterval(() => {
-      base.perSecond.push(totalReceived - lastTick);
+      const n = totalReceived - lastTick;
+      base.perSecond.push(n);
       lastTick = totalReceived;
+      const ms = (p: number) => (secondHist.totalCount ? round(secondHist.getValueAtPercentile(p) / 1000, 3) : NaN);
+      send({ type: 'tick', runId: req.runId, second: base.perSecond.length, received: n, p50Ms: ms(50), p99Ms: ms(99) });
+      secondHist.reset();
     }, 1000);
     await sleep(req.durationMs);
     const t1 = performance.now();
@@ -306,6 +352,7 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
     inWindow = false;
     clearInterval(ticker);
     if (stallTimer) clearInterval(stallTimer);
+    if (rateTimer) clearInterval(rateTimer);
     running = false;
     send({ type: 'phase', runId: req.runId, phase: 'window-end' });
     base.windowMs = round(t1 - t0);
@@ -324,8 +371,8 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
         last = totalReceived;
         stableSince = now;
       }
-      const inflight = qos === 1 ? pubs.reduce((a, c) => a + (c.closed ? 0 : c.inflight), 0) : 0;
-      if (tracker.unique >= totalPublished && inflight === 0) {
+      const inflight = qos > 0 ? pubs.reduce((a, c) => a + (c.closed ? 0 : c.inflight), 0) : 0;
+      if (uniqueTotal() >= totalPublished * multiplicity && inflight === 0) {
         base.drained = true;
         base.drainEnd = 'complete';
         break;
@@ -343,20 +390,14 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
     base.drainReceived = totalReceived - recv1;
     base.drainRate = Math.round((base.drainReceived * 1000) / base.drainMs);
     send({ type: 'phase', runId: req.runId, phase: 'drained' });
-    if (qos === 1) {
+    if (qos > 0) {
       base.unackedAtEnd = pubs.reduce((a, c) => a + c.inflight, 0);
-      base.lost = Math.max(0, totalPublished - tracker.unique);
+      base.lost = Math.max(0, totalPublished * multiplicity - uniqueTotal());
     } else {
-      base.qos0Dropped = Math.max(0, totalPublished - tracker.unique);
+      base.qos0Dropped = Math.max(0, totalPublished * multiplicity - uniqueTotal());
     }
-    const lat = Float64Array.from(latencies).sort();
-    base.latencyMs = {
-      p50: round(percentile(lat, 50), 2),
-      p90: round(percentile(lat, 90), 2),
-      p99: round(percentile(lat, 99), 2),
-      max: round(lat.length ? lat[lat.length - 1]! : NaN, 2),
-      samples: lat.length,
-    };
+    const ms = (p: number) => (hist.totalCount ? round(hist.getValueAtPercentile(p) / 1000, 3) : NaN);
+    base.latencyMs = { p50: ms(50), p90: ms(90), p99: ms(99), p999: ms(99.9), max: hist.totalCount ? round(hist.maxValue / 1000, 3) : NaN, samples: hist.totalCount };
 
     const result = finish(true);
     await Promise.all(all.map((c) => c.disconnect(2000)));

@@ -13,9 +13,11 @@
  */
 import net from 'node:net';
 import mqtt from 'mqtt-packet';
+import type { Duplex } from 'node:stream';
+import { WebSocket, createWebSocketStream } from 'ws';
 
 export type ProtocolVersion = 4 | 5;
-export type QoS = 0 | 1;
+export type QoS = 0 | 1 | 2;
 
 export interface LeanClientOptions {
   host: string;
@@ -23,6 +25,10 @@ export interface LeanClientOptions {
   clientId: string;
   /** Username (the IM uid on Switchboard); none by default. */
   username?: string;
+  /** MQTT over WebSocket on this path (subprotocol "mqtt") instead of plain TCP. */
+  wsPath?: string;
+  /** Source address for TCP (127.0.0.x spreads many connections over more ephemeral ports). */
+  localAddress?: string;
   /** 4 = MQTT 3.1.1 (default), 5 = MQTT 5.0. */
   protocolVersion?: ProtocolVersion;
   keepalive?: number;
@@ -71,6 +77,11 @@ export function encodePublish(topic: Buffer, payload: Buffer, qos: QoS, messageI
   if (v5) buf[o++] = 0;
   payload.copy(buf, o);
   return buf;
+}
+
+/** PUBREC (0x50), PUBREL (0x62) or PUBCOMP (0x70) with reason Success. */
+export function encodeAck(first: number, messageId: number): Buffer {
+  return Buffer.from([first, 2, messageId >>> 8, messageId & 0xff]);
 }
 
 /** PUBACK with reason Success (in v5 the reason code may be omitted, as mqtt-packet does). */
@@ -132,9 +143,9 @@ type Pending = { resolve: (p: mqtt.Packet) => void; reject: (e: Error) => void }
 
 export class LeanClient {
   readonly clientId: string;
-  readonly opts: Required<Omit<LeanClientOptions, "username">> & Pick<LeanClientOptions, "username">;
+  readonly opts: Required<Omit<LeanClientOptions, 'username' | 'wsPath' | 'localAddress'>> & Pick<LeanClientOptions, 'username' | 'wsPath' | 'localAddress'>;
   readonly v5: boolean;
-  socket: net.Socket | undefined;
+  socket: Duplex | undefined;
 
   // counters
   received = 0;
@@ -216,10 +227,23 @@ export class LeanClient {
         },
         reject: fail,
       };
-      const s = net.connect({ host: this.opts.host, port: this.opts.port });
+      let s: Duplex;
+      let opened: string;
+      if (this.opts.wsPath !== undefined) {
+        // One binary WebSocket message per write; the stream adapter gives the same
+        // write()/drain backpressure as a TCP socket.
+        const ws = new WebSocket(`ws://${this.opts.host}:${this.opts.port}${this.opts.wsPath}`, 'mqtt', { perMessageDeflate: false });
+        s = createWebSocketStream(ws);
+        ws.on('open', () => s.emit('mqtt-open'));
+        opened = 'mqtt-open';
+      } else {
+        const t = net.connect({ host: this.opts.host, port: this.opts.port, localAddress: this.opts.localAddress });
+        t.setNoDelay(true);
+        s = t;
+        opened = 'connect';
+      }
       this.socket = s;
-      s.setNoDelay(true);
-      s.on('connect', () => {
+      s.on(opened, () => {
         const connect: mqtt.IConnectPacket = {
           cmd: 'connect',
           protocolId: 'MQTT',
@@ -286,7 +310,7 @@ export class LeanClient {
   publish(topic: Buffer, payload: Buffer, qos: QoS): boolean {
     if (this.closed) return false;
     let id = 0;
-    if (qos === 1) {
+    if (qos > 0) {
       if (this.inflight >= this.opts.maxInflight) return false;
       id = this.allocId();
       if (id === 0) return false;
@@ -368,11 +392,23 @@ export class LeanClient {
           this.receivedQos1++;
           this.write(encodePuback(p.messageId!));
         } else if (p.qos === 2) {
-          this.protocolErrors.push('unexpected QoS 2 delivery');
+          // Method "deliver on PUBLISH": PUBREC now, PUBCOMP when the PUBREL comes.
+          this.receivedQos1++;
+          this.write(encodeAck(0x50, p.messageId!));
         }
         this.onMessage?.(p.topic, p.payload as Buffer, p.qos);
         return;
       }
+      case 'pubrec': {
+        // Our QoS 2 publish, step 2: release it (the id stays in use until PUBCOMP).
+        if (this.idsInUse[p.messageId!]) this.write(encodeAck(0x62, p.messageId!));
+        else this.unexpectedAcks++;
+        return;
+      }
+      case 'pubrel':
+        this.write(encodeAck(0x70, p.messageId!));
+        return;
+      case 'pubcomp':
       case 'puback': {
         const id = p.messageId!;
         if (this.idsInUse[id] && !this.waiting.has(id)) {

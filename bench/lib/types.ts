@@ -17,7 +17,21 @@ export interface FaninSpec {
    *   acknowledges faster than it delivers is offered more than it can deliver.
    * 'flood' (QoS 0): publish as fast as the publisher sockets take (overload behaviour).
    */
-  pacing: 'e2e' | 'puback' | 'flood';
+  pacing: 'e2e' | 'puback' | 'flood' | 'rate';
+  /** pacing 'rate': messages per second offered, all publishers together. */
+  rate?: number;
+  protocolVersion: ProtocolVersion;
+}
+
+/** One publisher, many subscribers of one topic: bursts of `messages`, deliveries counted per subscriber. */
+export interface FanoutSpec {
+  kind: 'fanout';
+  name: string;
+  qos: QoS;
+  subscribers: number;
+  /** Messages per burst; the run publishes bursts until the window ends (at least one). */
+  messages: number;
+  payloadSize: number;
   protocolVersion: ProtocolVersion;
 }
 
@@ -29,16 +43,20 @@ export interface PairsSpec {
   payloadSize: number;
   /** Unacked QoS 1 publishes per client. */
   window: number;
+  /** Messages per second offered, all clients together (latency, soak); absent = as fast as the windows allow. */
+  rate?: number;
   protocolVersion: ProtocolVersion;
 }
 
-export type ScenarioSpec = FaninSpec | PairsSpec;
+export type ScenarioSpec = FaninSpec | PairsSpec | FanoutSpec;
 
 export interface RunRequest {
   type: 'run';
   runId: string;
   host: string;
   port: number;
+  /** MQTT over WebSocket on `port` at this path, instead of TCP. */
+  wsPath?: string;
   scenario: ScenarioSpec;
   warmupMs: number;
   durationMs: number;
@@ -50,6 +68,8 @@ export interface RunRequest {
 export type GenToParent =
   | { type: 'ready'; pid: number }
   | { type: 'phase'; runId: string; phase: 'connected' | 'window-start' | 'window-end' | 'drained' }
+  /** Once a second during the window: deliveries and latency of that second (soak series, progress). */
+  | { type: 'tick'; runId: string; second: number; received: number; p50Ms: number; p99Ms: number }
   | { type: 'result'; runId: string; result: RunResult };
 
 export interface CpuSpan {
@@ -98,7 +118,10 @@ export interface RunResult {
   /** e2e pacing: times a publisher's window was written off after 1 s without progress (broker drops). */
   stallResets: number;
   drainMs: number;
-  latencyMs: { p50: number; p90: number; p99: number; max: number; samples: number };
+  /** From an HDR histogram of every delivery in the window (fan-in/pairs/fanout). */
+  latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number; samples: number };
+  /** pacing 'rate': publishes skipped because a client's window was full (the broker could not keep up). */
+  rateMissed?: number;
   unexpectedCloses: number;
   closeSamples: CloseInfo[];
   protocolErrors: string[];

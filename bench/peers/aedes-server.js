@@ -1,9 +1,12 @@
-// Aedes as a bench peer: `node bench/peers/aedes-server.js --host 127.0.0.1 --port N`.
+// Aedes as a bench peer: `node bench/peers/aedes-server.js --host 127.0.0.1 --port N [--ws-port M]`.
+// With --ws-port, MQTT over WebSocket too (the `ws` package, one stream per connection,
+// as Aedes' own documentation does it).
 // Default Aedes options (in-memory persistence and MQEmitter), plain net.createServer.
 // Plain JavaScript so the broker process carries no TypeScript loader.
 // Exits on SIGTERM/SIGINT, and when the parent's IPC channel closes (parent died).
 import net from 'node:net';
 import { Aedes } from 'aedes';
+import { WebSocketServer, createWebSocketStream } from 'ws';
 
 function arg(name, fallback) {
   const i = process.argv.indexOf(name);
@@ -23,10 +26,19 @@ aedes.on('clientError', (client, err) => {
 });
 aedes.on('connectionError', () => connectionErrors++);
 
-const server = net.createServer(aedes.handle);
+// TCP_NODELAY like every broker in the bench (Switchboard and Mosquitto set it too):
+// otherwise Nagle's algorithm and delayed ACKs add ~40 ms to small messages.
+const server = net.createServer({ noDelay: true }, aedes.handle);
 server.listen(port, host, () => {
   process.stderr.write(`aedes listening on ${host}:${port}\n`);
 });
+
+let wss;
+const wsPort = arg('--ws-port', undefined);
+if (wsPort !== undefined) {
+  wss = new WebSocketServer({ host, port: Number(wsPort), handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : false) });
+  wss.on('connection', (ws, req) => aedes.handle(createWebSocketStream(ws), req));
+}
 
 let stopping = false;
 function stop() {
@@ -36,6 +48,7 @@ function stop() {
     process.stderr.write(`aedes: clientErrors=${clientErrors} connectionErrors=${connectionErrors} ${samples.join(' | ')}\n`);
   }
   server.close();
+  wss?.close();
   aedes.close(() => process.exit(0));
   setTimeout(() => process.exit(0), 1000).unref();
 }

@@ -29,9 +29,18 @@ export function sessionReady(st: ChannelState, sessionPresent: boolean, qos2In: 
 }
 
 /** The shard could not open a session (limits.maxSessions): v5 0x97 Quota exceeded, 3.1.1 0x03. */
-export function sessionRefused(st: ChannelState): Effect[] {
+export function sessionRefused(st: ChannelState, why: 'quota' | 'owner' = 'quota'): Effect[] {
   if (st.phase !== 'connecting') return [];
   st.phase = 'closed';
+  if (why === 'owner') {
+    // The client id names another user's session: resuming or taking it over would hand
+    // that user's messages to this one.
+    const packet: IConnackPacket =
+      st.version === 5
+        ? { cmd: 'connack', sessionPresent: false, reasonCode: RC.NOT_AUTHORIZED }
+        : { cmd: 'connack', sessionPresent: false, returnCode: CONNACK_V3.NOT_AUTHORIZED };
+    return [{ e: 'send', packet }, { e: 'close', why: 'session_owned_by_another_user', counter: 'auth_failures_total{reason="session_owner"}' }];
+  }
   const packet: IConnackPacket =
     st.version === 5
       ? { cmd: 'connack', sessionPresent: false, reasonCode: RC.QUOTA_EXCEEDED }

@@ -4,10 +4,11 @@
  */
 import type { ISubscribePacket } from 'mqtt-packet';
 import { RC } from '../mqtt/reason-codes.js';
-import { validateTopicFilter } from '../mqtt/topic.js';
+import { matchTopic, validateTopicFilter } from '../mqtt/topic.js';
 import type { QoS, SubRequest } from '../protocol/messages.js';
 import { protocolError, type ChannelEnv, type ChannelState, type Handler } from './types.js';
 import { imCanSubscribe } from '../im/im-acl.js';
+import { isImSuperuser } from './im-check.js';
 
 export const handleSubscribe: Handler<ISubscribePacket> = (st, p, env) => {
   // A SUBSCRIBE with no filter is a protocol violation [MQTT-3.8.3-3].
@@ -34,8 +35,12 @@ export const handleSubscribe: Handler<ISubscribePacket> = (st, p, env) => {
   ];
 };
 
+/** The pre-subscription events name every user who logs in: for superusers only. */
+const PRESUB_EVENT = '$SYS/broker/im/presubscribe';
+
 /** The default IM ACL: a filter that may match IM topics must be one the user may read. */
 function imAllows(st: ChannelState, env: ChannelEnv, filter: string): boolean {
-  if (!env.im || (st.username !== undefined && env.im.superusers.has(st.username))) return true;
+  if (!env.im || isImSuperuser(st, env)) return true;
+  if (filter.startsWith('$') && matchTopic(filter, PRESUB_EVENT)) return false;
   return imCanSubscribe(st.im, filter);
 }

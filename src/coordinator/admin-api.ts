@@ -31,8 +31,9 @@ export interface AdminContext {
   sessions(uid?: string): Promise<SessionSummary[]>;
   /** One operation on the shard that owns the client id. */
   shardOp(op: Exclude<AdminShardOp, { op: 'list' }>): Promise<AdminResponse>;
-  templatesChanged(): void;
-  userChanged(uid: string, entry: DirectoryEntry | undefined): void;
+  /** Resolve once the change is in effect on every session. */
+  templatesChanged(): Promise<void>;
+  userChanged(uid: string, entry: DirectoryEntry | undefined): Promise<void>;
   rulesChanged(): void;
   publish(msg: AppMessage): void;
 }
@@ -140,7 +141,7 @@ async function clients(seg: string[], req: AdminRequest, ctx: AdminContext, notA
   throw new ApiError(404, `no such endpoint: /api/v1${req.path}`);
 }
 
-function putTemplates(body: unknown, ctx: AdminContext): AdminResponse {
+async function putTemplates(body: unknown, ctx: AdminContext): Promise<AdminResponse> {
   const t = object(body).templates;
   if (!Array.isArray(t)) throw new ApiError(400, 'templates must be a list of topic templates');
   const templates = t.map((x, i) => {
@@ -149,11 +150,11 @@ function putTemplates(body: unknown, ctx: AdminContext): AdminResponse {
   });
   ctx.state.templates = templates;
   ctx.state.save();
-  ctx.templatesChanged();
+  await ctx.templatesChanged();
   return ok({ templates });
 }
 
-function directory(seg: string[], req: AdminRequest, ctx: AdminContext, notAllowed: () => never): AdminResponse {
+async function directory(seg: string[], req: AdminRequest, ctx: AdminContext, notAllowed: () => never): Promise<AdminResponse> {
   const m = req.method;
   const dir = ctx.state.directory;
   if (seg.length === 1) {
@@ -173,13 +174,13 @@ function directory(seg: string[], req: AdminRequest, ctx: AdminContext, notAllow
     const entry = parsed(() => parseDirectoryEntry({ ...b, uid }));
     dir.set(uid, entry);
     ctx.state.save();
-    ctx.userChanged(uid, entry);
+    await ctx.userChanged(uid, entry);
     return ok(entry);
   }
   if (m === 'DELETE') {
     if (!dir.delete(uid)) throw new ApiError(404, `no directory entry for uid "${uid}"`);
     ctx.state.save();
-    ctx.userChanged(uid, undefined);
+    await ctx.userChanged(uid, undefined);
     return ok({ deleted: true });
   }
   return notAllowed();

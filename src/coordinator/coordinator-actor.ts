@@ -48,6 +48,8 @@ export interface CoordinatorOptions {
 
 interface Gathering {
   gw: number;
+  /** The gateway's own request id (each gateway numbers its requests from 1). */
+  gwReqId: number;
   snaps: MetricsSnapshot[];
   waiting: number;
   timer: NodeJS.Timeout;
@@ -58,6 +60,10 @@ export class CoordinatorActor {
   private readonly gateways: ActorRef<GatewayMsg>[] = [];
   private readonly shards: ActorRef<ShardMsg>[] = [];
   private readonly gatherings = new Map<number, Gathering>();
+  private gatherSeq = 0;
+  /** Admin edits waiting for every shard to apply their pre-subscription changes. */
+  private refreshSeq = 0;
+  private readonly refreshWaits = new Map<number, { waiting: number; done: () => void; timer: NodeJS.Timeout }>();
   private readonly started = Date.now();
   private readonly sysTimer?: NodeJS.Timeout;
   /** Extra per-node gauges the supervisor maintains (thread restarts...). */
@@ -115,6 +121,15 @@ export class CoordinatorActor {
         return this.onPresence(m.uid, m.ns, m.delta, m.shard);
       case 'adminRequest':
         return this.onAdminRequest(m);
+      case 'presubRefreshed': {
+        const w = this.refreshWaits.get(m.reqId);
+        if (w && --w.waiting === 0) {
+          clearTimeout(w.timer);
+          this.refreshWaits.delete(m.reqId);
+          w.done();
+        }
+        return;
+      }
       case 'adminShardReply': {
         const w = this.adminWaits.get(m.reqId);
         if (!w) return;
@@ -214,6 +229,24 @@ export class CoordinatorActor {
     });
   }
 
+  /**
+   * Sessions of these users (null = all) ask for their lists again; resolves once every
+   * shard applied the changes and the gateways route them, so the admin API answers only
+   * when the edit is in effect (a message sent right after the answer is delivered).
+   */
+  private refreshPresub(uids: string[] | null): Promise<void> {
+    const reqId = ++this.refreshSeq;
+    return new Promise((done) => {
+      // A restarting shard must not hang the API: after 5 s it answers anyway.
+      const timer = setTimeout(() => {
+        this.refreshWaits.delete(reqId);
+        done();
+      }, 5000);
+      this.refreshWaits.set(reqId, { waiting: this.shards.length, done, timer });
+      for (const s of this.shards) s.tell({ t: 'presubRefresh', uids, reqId });
+    });
+  }
+
   private askShards(shards: number[], op: AdminShardOp): Promise<AdminResponse[]> {
     const reqId = ++this.adminReq;
     return new Promise((done) => {
@@ -231,13 +264,11 @@ export class CoordinatorActor {
       return rs.flatMap((r) => r.body as SessionSummary[]).sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
     },
     shardOp: async (op) => (await this.askShards([shardOf(op.clientId, this.shards.length)], op))[0]!,
-    templatesChanged: () => {
-      for (const s of this.shards) s.tell({ t: 'presubRefresh', uids: null });
-    },
+    templatesChanged: () => this.refreshPresub(null),
     userChanged: (uid, entry) => {
       for (const g of this.gateways) g.tell({ t: 'imUserUpdate', user: this.profile(uid) });
-      for (const s of this.shards) s.tell({ t: 'presubRefresh', uids: [uid] });
       if (entry && this.opts.im.presubscribe.holdNewUsers) this.createHold(entry);
+      return this.refreshPresub([uid]);
     },
     rulesChanged: () => {
       for (const g of this.gateways) g.tell({ t: 'imRules', rules: this.im.rules });
@@ -245,10 +276,13 @@ export class CoordinatorActor {
     publish: (msg) => this.publish(msg),
   };
 
-  private gather(reqId: number, gw: number): void {
+  private gather(gwReqId: number, gw: number): void {
+    // Our own id: two gateways may ask with the same number at the same time.
+    const reqId = ++this.gatherSeq;
     const peers = [...this.gateways, ...this.shards];
     const g: Gathering = {
       gw,
+      gwReqId,
       snaps: [],
       waiting: peers.length,
       // A thread that is restarting must not hang /metrics: answer with what arrived.
@@ -267,7 +301,7 @@ export class CoordinatorActor {
     this.metrics.set('uptime_seconds', Math.round((Date.now() - this.started) / 1000));
     for (const [k, v] of Object.entries(this.nodeCounters)) this.metrics.setCounter(k, v);
     g.snaps.push(this.metrics.snapshot());
-    this.gateways[g.gw]!.tell({ t: 'metricsText', reqId, text: renderMetrics(g.snaps) });
+    this.gateways[g.gw]!.tell({ t: 'metricsText', reqId: g.gwReqId, text: renderMetrics(g.snaps) });
   }
 
   private publishSys(): void {
@@ -283,5 +317,6 @@ export class CoordinatorActor {
     this.im.close();
     if (this.sysTimer) clearInterval(this.sysTimer);
     for (const g of this.gatherings.values()) clearTimeout(g.timer);
+    for (const w of this.refreshWaits.values()) clearTimeout(w.timer);
   }
 }

@@ -125,7 +125,7 @@ export class GatewayActor {
       case 'connack': {
         const c = this.conns.get(m.connId);
         if (!c) return;
-        if (m.refused) return this.apply(c, sessionRefused(c.st));
+        if (m.refused) return this.apply(c, sessionRefused(c.st, m.refused));
         this.apply(c, sessionReady(c.st, m.sessionPresent, m.qos2In, this.env));
         // Packets the client sent before CONNACK now run in order.
         const early = c.early;

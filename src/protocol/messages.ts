@@ -119,8 +119,11 @@ export type ShardMsg =
   | { t: 'retained'; clientId: string; connId: number; msgs: Array<{ msg: AppMessage; opts: SubOptions }> }
   /** The coordinator's answer to `presubscribe`: the topics the session must hold on behalf of its user. */
   | { t: 'presubscription'; reqId: number; clientId: string; topics: string[]; qos: QoS; hold?: HoldRef }
-  /** The directory or templates changed: sessions of these users (null = every IM user) ask again. */
-  | { t: 'presubRefresh'; uids: string[] | null }
+  /**
+   * The directory or templates changed: sessions of these users (null = every IM user) ask
+   * again; with `reqId` the shard answers `presubRefreshed` once every change is routed.
+   */
+  | { t: 'presubRefresh'; uids: string[] | null; reqId?: number }
   /** Admin API operations on sessions; answered with `adminShardReply`. */
   | { t: 'admin'; reqId: number; op: AdminShardOp }
   /** Create the holding session of a directory user who never connected (im.presubscribe.holdNewUsers). */
@@ -146,7 +149,8 @@ export type AdminShardOp =
 
 // ---------------------------------------------------------------- to a gateway
 export type GatewayMsg =
-  | { t: 'connack'; connId: number; sessionPresent: boolean; qos2In: number[]; refused?: 'quota' }
+  /** `refused`: 'quota' = maxSessions reached; 'owner' = the session belongs to another user. */
+  | { t: 'connack'; connId: number; sessionPresent: boolean; qos2In: number[]; refused?: 'quota' | 'owner' }
   | { t: 'deliver'; connId: number; out: Outbound[] }
   | { t: 'suback'; connId: number; packetId: number; codes: number[] }
   | { t: 'unsuback'; connId: number; packetId: number; codes: number[] }
@@ -186,7 +190,8 @@ export type CoordinatorMsg =
   /** A session of `uid` came online (+1) or went offline (-1). */
   | { t: 'presence'; uid: string; ns: string; delta: 1 | -1; shard: number }
   | { t: 'adminRequest'; reqId: number; gw: number; method: string; path: string; query: Record<string, string>; body: unknown }
-  | { t: 'adminShardReply'; reqId: number; shard: number; status: number; body: unknown };
+  | { t: 'adminShardReply'; reqId: number; shard: number; status: number; body: unknown }
+  | { t: 'presubRefreshed'; reqId: number; shard: number };
 
 // ---------------------------------------------------------------- runtime control, any thread
 export type ControlMsg = { t: 'collectMetrics'; reqId: number };

@@ -77,6 +77,8 @@ export class ShardActor {
   private presubReq = 0;
   private readonly presubWaits = new Map<number, PresubWait>();
   /** First sessions waiting for a holding session's messages, by pre-subscription request id. */
+  /** Admin edits waiting for the pre-subscription requests they caused (coordinator reqId -> ours). */
+  private readonly refreshWaits: Array<{ reqId: number; pending: Set<number> }> = [];
   private readonly holdWaits = new Map<number, PresubWait & { fresh: Array<{ filter: string; opts: SubOptions }> }>();
   // Reused per publish: client id -> merged delivery (overlapping subscriptions).
   private readonly matched = new Map<string, { qos: QoS; rap: boolean; nl: boolean; subIds?: number[] }>();
@@ -120,7 +122,7 @@ export class ShardActor {
       case 'presubscription':
         return this.onPresubscription(m);
       case 'presubRefresh':
-        return this.onPresubRefresh(m.uids);
+        return this.onPresubRefresh(m.uids, m.reqId);
       case 'admin':
         return this.onAdmin(m.reqId, m.op);
       case 'holdCreate':
@@ -136,6 +138,14 @@ export class ShardActor {
 
   // ------------------------------------------------------------ sessions
   private onConnect(m: ConnectMsg): void {
+    const owned = this.sessions.get(m.clientId);
+    if (owned && !this.sameOwner(owned, m)) {
+      // A session belongs to the user who made it: another user with the same client id
+      // neither resumes it nor kicks its connection (that would hand over its messages).
+      this.metrics.inc('connections_rejected_total{reason="session_owner"}');
+      this.gateways[m.gw]!.tell({ t: 'connack', connId: m.connId, sessionPresent: false, qos2In: [], refused: 'owner' });
+      return;
+    }
     const pending = this.takeovers.get(m.clientId);
     if (pending) {
       // A third connection while a takeover is in flight: the second one never got its
@@ -158,6 +168,14 @@ export class ShardActor {
       return;
     }
     this.openSession(m);
+  }
+
+  /**
+   * Same authenticated identity as the session's owner: the IM uid when there is one (a
+   * password login and a JWT login of one user share it), else the username.
+   */
+  private sameOwner(s: Session, m: ConnectMsg): boolean {
+    return (s.uid ?? s.username) === (m.uid ?? m.username);
   }
 
   private kick(gw: number, connId: number, clientId: string): void {
@@ -314,7 +332,10 @@ export class ShardActor {
   private destroy(s: Session): void {
     s.clearTimers();
     this.leavePresence(s);
-    if (s.presubReq !== undefined) this.presubWaits.delete(s.presubReq);
+    if (s.presubReq !== undefined) {
+      this.presubWaits.delete(s.presubReq);
+      this.presubSettled(s.presubReq);
+    }
     s.presubReq = undefined;
     // Messages the client never acknowledged die with the session (a QoS 2 message past
     // PUBREC was delivered, so it does not count).
@@ -460,20 +481,38 @@ export class ShardActor {
 
   // ------------------------------------------------------------ pre-subscription (IM)
   private requestPresub(s: Session, connack: Extract<GatewayMsg, { t: 'connack' }> | undefined, first: boolean): void {
+    const reqId = ++this.presubReq;
     if (s.presubReq !== undefined) {
-      // A newer request supersedes one in flight; a CONNACK held for the old one stays held.
+      // A newer request supersedes one in flight; a CONNACK held for the old one stays held,
+      // and an admin edit waiting for the old one now waits for this one.
       const old = this.presubWaits.get(s.presubReq);
       this.presubWaits.delete(s.presubReq);
       connack ??= old?.connack;
+      for (const w of this.refreshWaits) if (w.pending.delete(s.presubReq)) w.pending.add(reqId);
     }
-    const reqId = ++this.presubReq;
     s.presubReq = reqId;
     this.presubWaits.set(reqId, { clientId: s.clientId, connack });
     this.coordinator.tell({ t: 'presubscribe', reqId, shard: this.opts.index, clientId: s.clientId, uid: s.uid!, ns: s.ns!, first });
   }
 
-  /** The coordinator's list: subscribe what is missing, drop what the broker added and is no longer listed. */
   private onPresubscription(m: Extract<ShardMsg, { t: 'presubscription' }>): void {
+    this.applyPresubscription(m);
+    this.presubSettled(m.reqId);
+  }
+
+  /** One pre-subscription request is done (applied, or moot): admin edits waiting for it may be answered. */
+  private presubSettled(reqId: number): void {
+    for (let i = this.refreshWaits.length - 1; i >= 0; i--) {
+      const w = this.refreshWaits[i]!;
+      if (!w.pending.delete(reqId) || w.pending.size > 0) continue;
+      this.refreshWaits.splice(i, 1);
+      // Answered once every gateway routes what the edit added, like a SUBACK.
+      this.afterRoutes(() => this.coordinator.tell({ t: 'presubRefreshed', reqId: w.reqId, shard: this.opts.index }));
+    }
+  }
+
+  /** The coordinator's list: subscribe what is missing, drop what the broker added and is no longer listed. */
+  private applyPresubscription(m: Extract<ShardMsg, { t: 'presubscription' }>): void {
     const w = this.presubWaits.get(m.reqId);
     this.presubWaits.delete(m.reqId);
     const s = this.sessions.get(m.clientId);
@@ -529,12 +568,18 @@ export class ShardActor {
     }
   }
 
-  private onPresubRefresh(uids: string[] | null): void {
+  private onPresubRefresh(uids: string[] | null, reqId?: number): void {
     const only = uids === null ? null : new Set(uids);
+    const pending = new Set<number>();
     for (const s of this.sessions.values()) {
       if (s.uid === undefined || s.ns === undefined || s.hold) continue;
-      if (only === null || only.has(s.uid)) this.requestPresub(s, undefined, false);
+      if (only !== null && !only.has(s.uid)) continue;
+      this.requestPresub(s, undefined, false);
+      pending.add(s.presubReq!);
     }
+    if (reqId === undefined) return;
+    if (pending.size === 0) this.afterRoutes(() => this.coordinator.tell({ t: 'presubRefreshed', reqId, shard: this.opts.index }));
+    else this.refreshWaits.push({ reqId, pending });
   }
 
   /** A directory user who never connected: a session that only keeps their messages. */

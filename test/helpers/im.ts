@@ -3,9 +3,17 @@
  * namespace, payloads built with the client codec, the admin API over HTTP, JWTs, and
  * polling with a deadline for state that changes asynchronously (metrics, sessions).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { SignJWT } from 'jose';
 import { encodeImPayload, decodeImPayload, type ImMessage, type ImContentItem } from '../../src/im/index.js';
-import type { TestBroker } from './broker.js';
+import { addUser } from '../../src/auth/users-file.js';
+import type { DeepPartial } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { startTestBroker, type TestBroker, type TopologyName } from './broker.js';
 import type { Received } from './clients.js';
 
 /** The namespace every IM test broker uses (im.defaultNamespace). */
@@ -16,6 +24,36 @@ export const JWT_SECRET = 'a-test-secret-of-reasonable-length-0123456789';
 export const inboxOf = (user: string, ns = NS): string => `/${ns}/im/u/${user}`;
 export const groupOf = (gid: string, ns = NS): string => `/${ns}/im/g/${gid}`;
 export const presenceOf = (user: string, ns = NS): string => `/${ns}/im/p/${user}`;
+
+/**
+ * One broker for the enclosing describe (like sharedBroker), set up for IM tests:
+ * namespace NS, the admin API on with ADMIN_TOKEN (unless overridden) and, when `users`
+ * is given, a users file with those username -> password pairs (written before start).
+ */
+export function imBroker(topo: TopologyName, overrides: DeepPartial<Config> = {}, users?: Record<string, string>): { b: TestBroker } {
+  const ref = {} as { b: TestBroker };
+  let dir: string | undefined;
+  beforeAll(async () => {
+    let auth = overrides.auth;
+    if (users) {
+      dir = await mkdtemp(join(tmpdir(), 'switchboard-im-users-'));
+      const usersFile = join(dir, 'users');
+      for (const [u, p] of Object.entries(users)) await addUser(usersFile, u, p);
+      auth = { ...auth, usersFile };
+    }
+    ref.b = await startTestBroker(topo, {
+      admin: { token: ADMIN_TOKEN },
+      ...overrides,
+      auth,
+      im: { defaultNamespace: NS, ...overrides.im },
+    });
+  });
+  afterAll(async () => {
+    await ref.b?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  return ref;
+}
 
 /** A fixed send time (seconds): tests compare it field by field. */
 export const TS = 1_700_000_000;
@@ -91,10 +129,48 @@ export async function eventually<T>(probe: () => Promise<T | undefined | false> 
   }
 }
 
-/** Reads a /metrics series until it equals `want` (metrics of other threads arrive a little later). */
+/** Reads a /metrics series until it equals `want` (counters of other threads are gathered on request). */
 export async function metricReaches(read: () => Promise<number>, want: number, what: string, ms = 5000): Promise<void> {
   let got = NaN;
-  await eventually(async () => (got = await read()) === want, ms, `${what} == ${want} (got ${got})`).catch(async () => {
-    throw new Error(`${what}: expected ${want}, got ${await read()}`);
-  });
+  try {
+    await eventually(async () => (got = await read()) === want, ms, what);
+  } catch {
+    throw new Error(`${what}: expected ${want}, got ${got} after ${ms} ms`);
+  }
+}
+
+// ---------------------------------------------------------------- child processes
+
+export interface Child {
+  proc: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** Resolves when the process exited and its output was read. */
+  exited: Promise<number | null>;
+}
+
+const children = new Set<ChildProcess>();
+
+/** Spawns a command (no shell), recording its output; killAll() ends whatever is left. */
+export function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Child {
+  const proc = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  let out = '';
+  let err = '';
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  // 'close', not 'exit': only then has all of the output been read.
+  const exited = new Promise<number | null>((resolve) =>
+    proc.on('close', (code) => {
+      children.delete(proc);
+      resolve(code);
+    }),
+  );
+  return { proc, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Kills every child started by run() that is still running (by its own pid). */
+export function killAll(): void {
+  for (const p of children) p.kill('SIGKILL');
+  children.clear();
 }

@@ -1,0 +1,600 @@
+/**
+ * `conns` (issue 3 item 4): the paper's table 6. For each connection count C: hold C idle
+ * MQTT connections, measure the broker's memory per connection and idle CPU, then the time
+ * from one publish to its last receipt by 100, 1000 and all C subscribers.
+ *
+ * The connections live in conn-worker child processes (bench/lib/conn-worker.ts, at most
+ * `per-process` each); the publisher is a separate connection in this process. How it works
+ * and what is measured: bench/scenarios/conns.md.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { addressesNeeded, portsPerAddress, sourceAddresses } from '../lib/addresses.js';
+import { allProcessCpu, BENCH_DIR, REPO_ROOT, trackChild, type BrokerHandle } from '../lib/brokers.js';
+import type { ConnectRequest, FromWorker, PushGroup, PushReport, ToWorker, WorkerStats } from '../lib/conn-worker.js';
+import { epochNow, MiniConn, type MiniQoS } from '../lib/mini-conn.js';
+import { cpuDeltaMs, cpuNs, cpuNsOf, rssKiB } from '../lib/proc-fine.js';
+import type { BenchOptions, Measurement, Progress, Scenario } from '../lib/scenario.js';
+
+/** The paper's table 6 (IM-PROTOCOL.md section 7): Dell R320, 8 cores at 2.5 GHz; times in seconds. */
+export const PAPER_TABLE6: ReadonlyArray<{ connections: number; cpuPct: number; push100: number; push1000: number; pushAll: number }> = [
+  { connections: 10_000, cpuPct: 14.5, push100: 0.091, push1000: 0.114, pushAll: 13.213 },
+  { connections: 20_000, cpuPct: 25.0, push100: 0.105, push1000: 0.225, pushAll: 27.167 },
+  { connections: 30_000, cpuPct: 33.2, push100: 0.287, push1000: 0.434, pushAll: 42.254 },
+  { connections: 40_000, cpuPct: 40.1, push100: 0.397, push1000: 0.667, pushAll: 68.887 },
+  { connections: 50_000, cpuPct: 45.1, push100: 0.487, push1000: 0.976, pushAll: 110.997 },
+  { connections: 75_000, cpuPct: 55.3, push100: 0.639, push1000: 1.213, pushAll: 207.876 },
+  { connections: 100_000, cpuPct: 62.4, push100: 0.855, push1000: 1.433, pushAll: 313.876 },
+];
+
+/** What one broker process can hold here: the per-process descriptor limit is 20000. */
+export const SINGLE_PROCESS_MAX_CONNS = 19_000;
+export const NEEDS_CLUSTER = 'needs cluster (one broker process holds at most ~19k connections here)';
+
+const GROUPS: readonly PushGroup[] = ['k100', 'k1000', 'all'];
+const TOPIC: Record<PushGroup, string> = { k100: 'push/k100', k1000: 'push/k1000', all: 'push/all' };
+const GROUP_LABEL: Record<PushGroup, string> = { k100: 'push 1-100', k1000: 'push 1-1000', all: 'push all' };
+const KEEPALIVE_S = 300;
+
+/** The case names of one connection count, in report order. */
+export function caseNames(c: number): string[] {
+  return [...GROUPS.map((g) => `C=${c} ${GROUP_LABEL[g]}`), `C=${c} idle RSS/conn`, `C=${c} idle CPU`, `C=${c} connect rate`];
+}
+
+// ---------------------------------------------------------------------------
+// Options (`--name value` on the command line, in o.extra)
+
+export interface ConnsOptions {
+  counts: number[];
+  perProcess: number;
+  /** Connection attempts per second over all workers; 0 = unlimited (bounded by concurrency). */
+  rate: number;
+  concurrency: number;
+  /** Source addresses; undefined = addressesNeeded(C + 1) per C. */
+  addresses: number | undefined;
+  brokerMaxConns: number;
+  holdS: number;
+  repeats: number;
+  pushTimeoutS: number;
+}
+
+function posInt(o: BenchOptions, key: string, dflt: number, min = 1): number {
+  const v = o.extra[key];
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${key} needs an integer >= ${min} (got ${v})`);
+  return n;
+}
+
+function posNum(o: BenchOptions, key: string, dflt: number): number {
+  const v = o.extra[key];
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${key} needs a positive number (got ${v})`);
+  return n;
+}
+
+export function connsOptions(o: BenchOptions): ConnsOptions {
+  const countsRaw = o.extra['conns'] ?? (o.quick ? '2000' : '10000,20000,30000,40000,50000,75000,100000');
+  const counts = countsRaw.split(',').map((s) => {
+    const n = Number(s.trim().replace(/_/g, ''));
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--conns: "${s}" is not a positive integer`);
+    return n;
+  });
+  const perProcess = posInt(o, 'per-process', 15_000);
+  if (perProcess > 19_000) throw new Error(`--per-process ${perProcess}: a process may hold at most 20000 descriptors here (use <= 19000)`);
+  const addresses = o.extra['addresses'] === undefined ? undefined : posInt(o, 'addresses', 1);
+  if (addresses !== undefined && addresses > 254) throw new Error('--addresses: at most 254 (127.0.0.1 .. 127.0.0.254)');
+  return {
+    counts,
+    perProcess,
+    rate: posInt(o, 'connect-rate', 2000, 0),
+    concurrency: posInt(o, 'connect-concurrency', 500),
+    addresses,
+    brokerMaxConns: posInt(o, 'broker-max-conns', SINGLE_PROCESS_MAX_CONNS),
+    holdS: posNum(o, 'hold', o.quick ? 1 : 2),
+    repeats: posInt(o, 'repeats', o.quick ? 1 : 3),
+    pushTimeoutS: posNum(o, 'push-timeout', 30),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what}: no answer after ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** CPU used by processes other than `exclude` between two allProcessCpu() samples (ms). */
+function otherCpuMs(before: Map<number, number>, after: Map<number, number>, exclude: Set<number>): number {
+  let total = 0;
+  for (const [pid, ms] of after) {
+    if (exclude.has(pid)) continue;
+    const d = ms - (before.get(pid) ?? ms);
+    if (d > 0) total += d;
+  }
+  return total;
+}
+
+function notMeasured(unit: string, higherIsBetter: boolean, why: string, issues: string[] = []): Measurement {
+  return { value: NaN, unit, higherIsBetter, details: {}, issues, notMeasured: why };
+}
+
+const UNITS: Record<string, [string, boolean]> = {
+  push: ['s', false],
+  rss: ['KiB', false],
+  cpu: ['%', false],
+  rate: ['conn/s', true],
+};
+const unitOf = (name: string): [string, boolean] =>
+  name.includes(' push ') ? UNITS['push']! : name.endsWith('RSS/conn') ? UNITS['rss']! : name.endsWith('CPU') ? UNITS['cpu']! : UNITS['rate']!;
+
+// ---------------------------------------------------------------------------
+// A conn-worker child process
+
+type Msg<T extends FromWorker['type']> = Extract<FromWorker, { type: T }>;
+
+class ConnWorker {
+  pid = 0;
+  exited: string | undefined;
+  private readonly listeners = new Set<(m: FromWorker) => void>();
+  private readonly onExit = new Set<(why: string) => void>();
+
+  private constructor(readonly child: ChildProcess) {
+    child.on('message', (m: FromWorker) => {
+      for (const l of [...this.listeners]) l(m);
+    });
+    child.on('exit', (code, signal) => {
+      this.exited = `conn-worker exited (code ${code}, signal ${signal})`;
+      for (const f of [...this.onExit]) f(this.exited);
+    });
+  }
+
+  static async start(): Promise<ConnWorker> {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'lib/conn-worker.ts')], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    trackChild(child);
+    const w = new ConnWorker(child);
+    const ready = await w.next('ready', () => true, 30_000);
+    w.pid = ready.pid;
+    return w;
+  }
+
+  on(f: (m: FromWorker) => void): () => void {
+    this.listeners.add(f);
+    return () => this.listeners.delete(f);
+  }
+
+  /** The next message of `type` that satisfies `pred`; register before sending the request. */
+  next<T extends FromWorker['type']>(type: T, pred: (m: Msg<T>) => boolean, timeoutMs: number): Promise<Msg<T>> {
+    return new Promise((resolve, reject) => {
+      if (this.exited) return reject(new Error(this.exited));
+      const done = () => {
+        clearTimeout(timer);
+        this.listeners.delete(listener);
+        this.onExit.delete(exit);
+      };
+      const listener = (m: FromWorker) => {
+        if (m.type === 'error') {
+          done();
+          reject(new Error(`conn-worker: ${m.message}`));
+        } else if (m.type === type && pred(m as Msg<T>)) {
+          done();
+          resolve(m as Msg<T>);
+        }
+      };
+      const exit = (why: string) => {
+        done();
+        reject(new Error(why));
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`conn-worker ${this.pid}: no '${type}' after ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.listeners.add(listener);
+      this.onExit.add(exit);
+    });
+  }
+
+  send(m: ToWorker): void {
+    if (!this.exited && this.child.connected) this.child.send(m);
+  }
+
+  /** Asks it to disconnect its clients and exit; SIGKILL if that takes longer than timeoutMs. */
+  async close(timeoutMs: number): Promise<Msg<'closed'> | undefined> {
+    if (this.exited) return undefined;
+    const closed = this.next('closed', () => true, timeoutMs).catch(() => undefined);
+    this.send({ type: 'close' });
+    const r = await closed;
+    if (!this.exited) {
+      const gone = new Promise<void>((res) => this.onExit.add(() => res()));
+      await Promise.race([gone, sleep(1000)]);
+    }
+    this.kill();
+    return r;
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+// ---------------------------------------------------------------------------
+// One connection count
+
+interface GroupResult {
+  /** Seconds from the publish call to the last target's receipt, one per complete push. */
+  times: number[];
+  /** Per push: targets (subscribed clients) and deliveries that did not arrive in time. */
+  expected: number[];
+  missing: number;
+  duplicates: number;
+  brokerMs: number;
+  genMs: number;
+  genMaxMs: number;
+  otherMs: number;
+  wallMs: number;
+  /** Receipt times of the last push (s after the publish call), sorted. */
+  lastDelays: number[];
+  publisherErrors: string[];
+}
+
+async function runCount(
+  broker: BrokerHandle,
+  o: BenchOptions,
+  c: number,
+  opts: ConnsOptions,
+  progress: Progress,
+  /** Counts measured before on this broker process (its RSS baseline includes what they left behind). */
+  before: number[],
+): Promise<Record<string, Measurement>> {
+  const label = `conns ${broker.name} C=${c}`;
+  const nWorkers = Math.ceil(c / opts.perProcess);
+  const nAddresses = opts.addresses ?? addressesNeeded(c + 1);
+  const src = sourceAddresses(nAddresses);
+  const version: 4 | 5 = o.protocolVersion === 5 && broker.name !== 'aedes' ? 5 : 4;
+  const qos = o.qos as MiniQoS;
+  const ncpu = os.cpus().length;
+  const prefix = `c${Math.random().toString(36).slice(2, 7)}-`;
+  const common: string[] = [];
+  const workers: ConnWorker[] = [];
+  let publisher: MiniConn | undefined;
+  const brokerAlive = (phase: string) => {
+    if (broker.exit) throw new Error(`broker exited during ${phase} (code ${broker.exit.code}, signal ${broker.exit.signal})`);
+  };
+  if (c / nAddresses > portsPerAddress()) {
+    common.push(`${c} connections over ${nAddresses} source address(es) need more than the ${portsPerAddress()} ephemeral ports per address`);
+  }
+
+  try {
+    workers.push(...(await Promise.all(Array.from({ length: nWorkers }, () => ConnWorker.start()))));
+    const workerPids = workers.map((w) => w.pid);
+    const exclude = new Set([process.pid, broker.pid, broker.child.pid ?? -1, ...workerPids]);
+
+    publisher = new MiniConn({
+      host: broker.host,
+      port: broker.port,
+      clientId: `${prefix}pub`,
+      protocolVersion: version,
+      keepalive: KEEPALIVE_S,
+      ...(src.length ? { localAddress: src[0]! } : {}),
+    });
+    await withTimeout(publisher.connect(), 10_000, 'publisher CONNECT');
+    await sleep(500);
+    brokerAlive('start');
+    const rssBefore = rssKiB(broker.pid) ?? NaN;
+
+    // --- Ramp: C connections over the workers, each worker 1/n of the rate.
+    const counts = Array.from({ length: nWorkers }, (_, k) => Math.floor(c / nWorkers) + (k < c % nWorkers ? 1 : 0));
+    const firsts = counts.map((_, k) => sum(counts.slice(0, k)));
+    const done = new Array<number>(nWorkers).fill(0);
+    const offs = workers.map((w, k) =>
+      w.on((m) => {
+        if (m.type === 'progress') {
+          done[k] = m.subscribed + m.failed;
+          progress.update(`${label}: connecting`, sum(done), c);
+        }
+      }),
+    );
+    const rampTimeoutMs = (opts.rate > 0 ? (c / opts.rate) * 2 : c / 200) * 1000 + 60_000;
+    const ramp0 = { broker: cpuNs(broker.pid), gen: cpuNsOf(workerPids), all: allProcessCpu(), t: performance.now() };
+    const connected = await Promise.all(
+      workers.map((w, k) => {
+        const p = w.next('connected', () => true, rampTimeoutMs);
+        const r: ConnectRequest = {
+          type: 'connect',
+          host: broker.host,
+          port: broker.port,
+          first: firsts[k]!,
+          count: counts[k]!,
+          sourceAddresses: src,
+          rate: opts.rate / nWorkers,
+          concurrency: Math.max(1, Math.floor(opts.concurrency / nWorkers)),
+          protocolVersion: version,
+          qos,
+          keepalive: KEEPALIVE_S,
+          clientIdPrefix: prefix,
+          handshakeTimeoutMs: 30_000,
+          retries: 2,
+        };
+        w.send(r);
+        return p;
+      }),
+    );
+    const rampBrokerMs = cpuDeltaMs(ramp0.broker, cpuNs(broker.pid));
+    const rampGenMs = cpuDeltaMs(ramp0.gen, cpuNsOf(workerPids));
+    const rampOtherMs = otherCpuMs(ramp0.all, allProcessCpu(), exclude);
+    const rampWallMs = performance.now() - ramp0.t;
+    for (const off of offs) off();
+    progress.update(`${label}: connecting`, c, c);
+    brokerAlive('the ramp');
+    const subscribed = sum(connected.map((m) => m.subscribed));
+    const failed = sum(connected.map((m) => m.failed));
+    const rampS = (Math.max(...connected.map((m) => m.endedAt)) - Math.min(...connected.map((m) => m.startedAt))) / 1000;
+    if (subscribed === 0) throw new Error(`no client connected: ${connected.flatMap((m) => m.errorSamples).slice(0, 3).join('; ')}`);
+    if (subscribed < c) {
+      common.push(`only ${subscribed} of ${c} clients connected and subscribed (${failed} failed: ${connected.flatMap((m) => m.errorSamples).slice(0, 3).join('; ')})`);
+    }
+    const retries = sum(connected.map((m) => m.retries));
+
+    // --- Idle hold.
+    const idle0 = { broker: cpuNs(broker.pid), gen: cpuNsOf(workerPids), all: allProcessCpu(), t: performance.now() };
+    await sleep(opts.holdS * 1000);
+    const idle1 = { broker: cpuNs(broker.pid), gen: cpuNsOf(workerPids), all: allProcessCpu(), t: performance.now() };
+    const rssAfter = rssKiB(broker.pid) ?? NaN;
+    brokerAlive('the idle hold');
+    const idleWall = idle1.t - idle0.t;
+    const idleBrokerPct = (cpuDeltaMs(idle0.broker, idle1.broker) / idleWall) * 100;
+    const idleGenPct = (cpuDeltaMs(idle0.gen, idle1.gen) / idleWall) * 100;
+    const idleOtherPct = (otherCpuMs(idle0.all, idle1.all, exclude) / idleWall) * 100;
+
+    // --- Pushes: k100, k1000, all; `repeats` rounds.
+    const groups = Object.fromEntries(
+      GROUPS.map((g) => [
+        g,
+        { times: [], expected: [], missing: 0, duplicates: 0, brokerMs: 0, genMs: 0, genMaxMs: 0, otherMs: 0, wallMs: 0, lastDelays: [], publisherErrors: [] } as GroupResult,
+      ]),
+    ) as Record<PushGroup, GroupResult>;
+    const payloadSize = Math.max(4, o.payloadSize);
+    const pushTimeoutMs = opts.pushTimeoutS * 1000;
+    let pushId = 0;
+    for (let r = 0; r < opts.repeats; r++) {
+      for (const w of workers) w.send({ type: 'keepalive' });
+      for (const [gi, g] of GROUPS.entries()) {
+        progress.update(`${label}: ${GROUP_LABEL[g]} (${r + 1}/${opts.repeats})`, r * GROUPS.length + gi, opts.repeats * GROUPS.length);
+        const res = groups[g];
+        const id = ++pushId;
+        const wantTimes = r === opts.repeats - 1;
+        // A worker without targets reports right after 'armed': listen for reports first.
+        const got = new Array<boolean>(nWorkers).fill(false);
+        const reportsP = workers.map((w, k) => {
+          const p = w.next('push', (m) => m.pushId === id, pushTimeoutMs + 25_000);
+          p.then(
+            () => (got[k] = true),
+            () => {},
+          );
+          return p;
+        });
+        const armed = await Promise.all(
+          workers.map((w) => {
+            const p = w.next('armed', (m) => m.pushId === id, 10_000);
+            w.send({ type: 'arm', pushId: id, group: g, wantTimes });
+            return p;
+          }),
+        );
+        const expected = sum(armed.map((m) => m.expected));
+        const payload = Buffer.alloc(payloadSize, 0x78);
+        payload.writeUInt32LE(id, 0);
+        const p0 = { broker: cpuNs(broker.pid), gen: workerPids.map((pid) => cpuNs(pid) ?? 0), all: allProcessCpu() };
+        const w0 = performance.now();
+        const t0 = epochNow();
+        const published = publisher.publish(TOPIC[g], payload, qos);
+        const deadline = setTimeout(() => workers.forEach((w, k) => got[k] || w.send({ type: 'report', pushId: id })), pushTimeoutMs);
+        let reports: PushReport[];
+        try {
+          reports = await Promise.all(reportsP);
+        } finally {
+          clearTimeout(deadline);
+        }
+        const wallMs = performance.now() - w0;
+        const p1 = { broker: cpuNs(broker.pid), gen: workerPids.map((pid) => cpuNs(pid) ?? 0), all: allProcessCpu() };
+        const genMs = p1.gen.map((x, k) => Math.max(0, (x - p0.gen[k]!) / 1e6));
+        res.brokerMs += cpuDeltaMs(p0.broker, p1.broker);
+        res.genMs += sum(genMs);
+        res.genMaxMs += Math.max(...genMs);
+        res.otherMs += otherCpuMs(p0.all, p1.all, exclude);
+        res.wallMs += wallMs;
+
+        const received = sum(reports.map((m) => m.received));
+        res.expected.push(expected);
+        res.missing += expected - received;
+        res.duplicates += sum(reports.map((m) => m.duplicates));
+        const lastAt = Math.max(...reports.filter((m) => m.received > 0).map((m) => m.lastAt));
+        if (received === expected && expected > 0) res.times.push((lastAt - t0) / 1000);
+        if (wantTimes) res.lastDelays = reports.flatMap((m) => m.times ?? []).map((t) => (t - t0) / 1000).sort((a, b) => a - b);
+        await withTimeout(published, 10_000, `publisher ${qos === 1 ? 'PUBACK' : 'PUBCOMP'}`).catch((e: Error) => res.publisherErrors.push(e.message));
+        brokerAlive(GROUP_LABEL[g]);
+        // Let acknowledgements of the push drain before the next one.
+        await sleep(Math.min(5000, 200 + wallMs / 2));
+      }
+    }
+    progress.update(`${label}: closing`, 1, 1);
+
+    // --- Close, then build the measurements.
+    await publisher.disconnect(3000);
+    const closed = await Promise.all(workers.map((w) => w.close(30_000)));
+    const stats = closed.filter((m): m is Msg<'closed'> => m !== undefined);
+    if (stats.length < nWorkers) common.push(`${nWorkers - stats.length} conn-worker(s) did not close in time (killed)`);
+    const total = (k: keyof WorkerStats) => sum(stats.map((m) => m[k] as number));
+    if (total('unexpectedCloses')) {
+      common.push(`${total('unexpectedCloses')} subscribed client(s) were disconnected by the broker: ${stats.flatMap((m) => m.errorSamples).filter((s) => s.includes('closed')).slice(0, 3).join('; ')}`);
+    }
+    if (total('protocolErrors')) common.push(`${total('protocolErrors')} protocol error(s) in what the broker sent`);
+    if (total('stray')) common.push(`${total('stray')} delivery(ies) to clients not subscribed to the topic`);
+    if (total('late')) common.push(`${total('late')} delivery(ies) arrived after their push had been written off`);
+    if (idleOtherPct >= 10) common.push(`machine busy: other processes used ${Math.round(idleOtherPct)}% of a core during the idle hold`);
+
+    const out: Record<string, Measurement> = {};
+    const [n100, n1000, nAll, nRss, nCpu, nRate] = caseNames(c) as [string, string, string, string, string, string];
+    for (const [g, name] of [
+      ['k100', n100],
+      ['k1000', n1000],
+      ['all', nAll],
+    ] as const) {
+      const res = groups[g];
+      const issues = [...common];
+      if (res.missing) {
+        issues.push(`${res.missing} of ${sum(res.expected)} deliveries missing (not received within ${opts.pushTimeoutS} s, or the target was disconnected) over ${opts.repeats} push(es)`);
+      }
+      if (res.duplicates) issues.push(`${res.duplicates} duplicate deliveries`);
+      if (res.publisherErrors.length) issues.push(`publisher: ${res.publisherErrors.slice(0, 2).join('; ')}`);
+      const otherPct = (res.otherMs / res.wallMs) * 100;
+      // /proc counts other processes in 10 ms ticks: meaningless over a few short pushes.
+      if (otherPct >= 10 && res.wallMs >= 1000) issues.push(`machine busy: other processes used ${Math.round(otherPct)}% of a core during the pushes`);
+      const details: Record<string, number> = {
+        brokerCpuPct: round((res.brokerMs / res.wallMs) * 100, 1),
+        genCpuPct: round((res.genMs / res.wallMs) * 100, 1),
+        genMaxWorkerCpuPct: round((res.genMaxMs / res.wallMs) * 100, 1),
+        otherCpuPct: round(otherPct, 1),
+        missing: res.missing,
+        duplicates: res.duplicates,
+        targets: median(res.expected),
+        pushes: res.expected.length,
+        complete: res.times.length,
+        connections: subscribed,
+      };
+      if (res.times.length) {
+        details['min'] = round(Math.min(...res.times), 4);
+        details['max'] = round(Math.max(...res.times), 4);
+      }
+      const m: Measurement = res.times.length
+        ? { value: round(median(res.times), 4), unit: 's', higherIsBetter: false, details, issues }
+        : { value: NaN, unit: 's', higherIsBetter: false, details, issues, notMeasured: `no push reached all its targets within ${opts.pushTimeoutS} s` };
+      if (res.lastDelays.length > 1) {
+        // Share of the targets reached over time, last push: [seconds after the publish call, fraction].
+        const d = res.lastDelays;
+        const targets = res.expected[res.expected.length - 1] ?? d.length;
+        const steps = Math.min(50, d.length - 1);
+        const points: Array<[number, number]> = [];
+        for (let k = 0; k <= steps; k++) {
+          const i = Math.round((k / steps) * (d.length - 1));
+          points.push([round(d[i]!, 4), round((i + 1) / targets, 4)]);
+        }
+        m.series = { delivered: points };
+      }
+      out[name] = m;
+    }
+    out[nRss] = {
+      value: round((rssAfter - rssBefore) / subscribed, 2),
+      unit: 'KiB',
+      higherIsBetter: false,
+      details: { rssBeforeMiB: round(rssBefore / 1024, 1), rssAfterMiB: round(rssAfter / 1024, 1), connections: subscribed },
+      issues: [
+        ...common,
+        ...(before.length ? [`measured after C=${before.join(', ')} on the same broker process: the baseline includes the memory those left behind`] : []),
+      ],
+    };
+    out[nCpu] = {
+      value: round(idleBrokerPct, 2),
+      unit: '%',
+      higherIsBetter: false,
+      details: { brokerCpuPctOfMachine: round(idleBrokerPct / ncpu, 2), genCpuPct: round(idleGenPct, 1), otherCpuPct: round(idleOtherPct, 1), holdS: opts.holdS, connections: subscribed },
+      issues: [...common],
+    };
+    out[nRate] = {
+      value: round(subscribed / rampS, 0),
+      unit: 'conn/s',
+      higherIsBetter: true,
+      details: {
+        targetRate: opts.rate,
+        rampS: round(rampS, 2),
+        connected: subscribed,
+        failed,
+        retries,
+        brokerCpuPct: round((rampBrokerMs / rampWallMs) * 100, 1),
+        genCpuPct: round((rampGenMs / rampWallMs) * 100, 1),
+        otherCpuPct: round((rampOtherMs / rampWallMs) * 100, 1),
+        workers: nWorkers,
+        sourceAddresses: nAddresses,
+      },
+      issues: [...common, ...(retries ? [`${retries} connection attempt(s) retried`] : [])],
+    };
+    // Give the broker a moment to let go of the closed connections before the next count.
+    await sleep(1000);
+    return out;
+  } finally {
+    publisher?.close();
+    for (const w of workers) w.kill();
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+export const conns: Scenario = {
+  name: 'conns',
+  describe(o) {
+    const opts = connsOptions(o);
+    return (
+      `C idle MQTT ${o.protocolVersion === 5 ? '5.0 (3.1.1 to Aedes)' : '3.1.1'} clients over TCP (C = ${opts.counts.join(', ')}; <= ${opts.perProcess} per conn-worker process, ` +
+      `${opts.rate > 0 ? `${opts.rate} conn/s` : `${opts.concurrency} handshakes at a time`}; clean session, keepalive ${KEEPALIVE_S} s), ` +
+      `each subscribed at QoS ${o.qos} to push/all, the first 100 / 1000 also to push/k100 / push/k1000. ` +
+      `Broker RSS per connection and CPU over a ${opts.holdS} s idle hold; then one ${Math.max(4, o.payloadSize)} B publish to 100, 1000 and all C: ` +
+      `seconds from the publish call to the last receipt, median of ${opts.repeats}. C > ${opts.brokerMaxConns} is not run (one broker process holds ~19k connections here)` +
+      (o.transport === 'ws' ? '. TCP only (even with --transport ws)' : '')
+    );
+  },
+  supports: () => true,
+  async run(broker, o, progress) {
+    const opts = connsOptions(o);
+    const out: Record<string, Measurement> = {};
+    let brokerGone: string | undefined;
+    const measured: number[] = [];
+    for (const c of opts.counts) {
+      const names = caseNames(c);
+      if (c > opts.brokerMaxConns) {
+        for (const n of names) out[n] = notMeasured(...unitOf(n), NEEDS_CLUSTER);
+        continue;
+      }
+      if (brokerGone) {
+        for (const n of names) out[n] = notMeasured(...unitOf(n), brokerGone);
+        continue;
+      }
+      try {
+        Object.assign(out, await runCount(broker, o, c, opts, progress, [...measured]));
+      } catch (e) {
+        const msg = (e as Error).message;
+        if (broker.exit) brokerGone = `broker exited (code ${broker.exit.code}, signal ${broker.exit.signal})`;
+        for (const n of names) out[n] = notMeasured(...unitOf(n), `failed: ${msg}`, [msg]);
+      }
+      measured.push(c);
+    }
+    progress.done();
+    return out;
+  },
+};
