@@ -233,12 +233,16 @@ async function main(): Promise<void> {
   for (const s of scenarios) {
     const brokers = p.o.brokers.filter((b) => s.supports(b, p.o));
     process.stderr.write(`bench: ${s.name}: ${s.describe(p.o)}\n        ${p.o.rounds} round(s) x ${brokers.map((b) => BROKER_LABEL[b]).join(', ')}\n`);
-    for (let round = 1; round <= p.o.rounds; round++) {
-      for (const b of brokers) {
-        const got = await runOne(s, b, p, round);
-        runs.push(...got);
-        for (const r of got) {
-          process.stderr.write(`  r${round} ${BROKER_LABEL[b].padEnd(11)} ${r.caseName.padEnd(28)} ${fmt(r.m)}${r.m.issues.length ? `\n      issues: ${r.m.issues.join('\n              ')}` : ''}\n`);
+    for (const variant of s.variants?.(p.o) ?? [{}]) {
+      const pv: Parsed = { ...p, o: { ...p.o, extra: { ...p.o.extra, ...variant } } };
+      for (let round = 1; round <= p.o.rounds; round++) {
+        for (const b of brokers) {
+          const got = await runOne(s, b, pv, round);
+          runs.push(...got);
+          for (const r of got) {
+            const issues = r.m.issues.length ? `\n      issues: ${r.m.issues.join('\n              ')}` : '';
+            process.stderr.write(`  r${round} ${BROKER_LABEL[b].padEnd(11)} ${r.caseName.padEnd(28)} ${fmt(r.m)}${issues}\n`);
+          }
         }
       }
     }

@@ -59,4 +59,10 @@ export interface Scenario {
   /** Broker start options this scenario needs (e.g. extra Switchboard flags, a WebSocket listener). */
   brokerOptions?(o: BenchOptions): { switchboardArgs?: string[]; ws?: boolean; env?: Record<string, string> };
   run(broker: BrokerHandle, o: BenchOptions, progress: Progress): Promise<Record<string, Measurement>>;
+  /**
+   * Split one scenario into runs that each get a fresh broker (e.g. conns: one run per
+   * connection count, so memory numbers never include what a previous size left behind).
+   * Each variant's keys override `o.extra` for its runs.
+   */
+  variants?(o: BenchOptions): Array<Record<string, string>>;
 }

@@ -558,6 +558,8 @@ async function runCount(
 
 export const conns: Scenario = {
   name: 'conns',
+  // A fresh broker per connection count: its RSS baseline is then the broker at rest.
+  variants: (o) => connsOptions(o).counts.map((c) => ({ conns: String(c) })),
   describe(o) {
     const opts = connsOptions(o);
     return (

@@ -4,7 +4,7 @@
  */
 import type { ISubscribePacket } from 'mqtt-packet';
 import { RC } from '../mqtt/reason-codes.js';
-import { matchTopic, validateTopicFilter } from '../mqtt/topic.js';
+import { validateTopicFilter } from '../mqtt/topic.js';
 import type { QoS, SubRequest } from '../protocol/messages.js';
 import { protocolError, type ChannelEnv, type ChannelState, type Handler } from './types.js';
 import { imCanSubscribe } from '../im/im-acl.js';
@@ -35,12 +35,8 @@ export const handleSubscribe: Handler<ISubscribePacket> = (st, p, env) => {
   ];
 };
 
-/** The pre-subscription events name every user who logs in: for superusers only. */
-const PRESUB_EVENT = '$SYS/broker/im/presubscribe';
-
 /** The default IM ACL: a filter that may match IM topics must be one the user may read. */
 function imAllows(st: ChannelState, env: ChannelEnv, filter: string): boolean {
   if (!env.im || isImSuperuser(st, env)) return true;
-  if (filter.startsWith('$') && matchTopic(filter, PRESUB_EVENT)) return false;
   return imCanSubscribe(st.im, filter);
 }

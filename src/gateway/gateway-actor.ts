@@ -12,6 +12,8 @@ import {
   shardName,
   type AppMessage,
   type CoordinatorMsg,
+  type DeliverItem,
+  type QoS,
   type GatewayMsg,
   type Outbound,
   type ShardMsg,
@@ -19,12 +21,13 @@ import {
 import { seriesByQos, type Metrics } from '../admin/metrics.js';
 import { CONNACK_V3, RC } from '../mqtt/reason-codes.js';
 import { Framer } from '../mqtt/framer.js';
+import { parseHotPacket } from '../mqtt/fast-parse.js';
 import { afterAuth, handleIn, newChannelState, sessionReady, sessionRefused, type ChannelEnv, type ChannelState, type Effect } from '../channel/index.js';
 import type { AuthResult } from '../channel/connect.js';
 import type { ConnIO, ConnSink } from '../transport/connection.js';
 import { RouteTable } from './route-table.js';
 import { GENERATION_SPAN, makeConnId } from './conn-id.js';
-import { toPacket } from './encode.js';
+import { encodePublishFast, toPacket } from './encode.js';
 import { applyRules, compileRules, type CompiledRules } from '../im/rules.js';
 import type { ImUser } from '../im/im-acl.js';
 
@@ -122,6 +125,8 @@ export class GatewayActor {
     switch (m.t) {
       case 'deliver':
         return this.onDeliver(m.connId, m.out);
+      case 'deliverGroup':
+        return this.onDeliverGroup(m.msg, m.items);
       case 'connack': {
         const c = this.conns.get(m.connId);
         if (!c) return;
@@ -247,7 +252,11 @@ export class GatewayActor {
     c.lastRead = Date.now();
     this.metrics.inc('bytes_received_total', chunk.length);
     const err = c.framer.push(chunk, (frame) => {
-      if (!c.closed) c.parser.parse(frame);
+      if (c.closed) return;
+      // Publishes and acks of a live connection skip the general parser (fast-parse.ts).
+      const hot = c.st.phase === 'connected' ? parseHotPacket(frame, c.st.version) : undefined;
+      if (hot) this.onPacket(c, hot);
+      else c.parser.parse(frame);
     });
     if (err === 'too_large')
       this.close(c, { reason: RC.PACKET_TOO_LARGE, why: 'packet_too_large', counter: 'protocol_errors_total{reason="packet_too_large"}' });
@@ -401,25 +410,55 @@ export class GatewayActor {
       return;
     }
     for (const o of out) {
-      if (o.k === 'pub' && o.qos === 0 && c.io.bufferedBytes() + c.outBytes > this.opts.socketBufferHighWater) {
-        // A slow consumer: QoS 0 is dropped rather than buffered without bound.
-        this.metrics.inc('messages_dropped_total{reason="slow_consumer"}');
-        continue;
-      }
-      const packet = toPacket(o, c.st.version);
-      const size = this.write(c, packet);
-      if (size > c.st.maxPacketSizeOut && o.k === 'pub') {
-        // Too large for this client [MQTT-3.1.2-25]: discard, as if delivered.
-        this.unwrite(c, size);
-        this.metrics.inc('messages_dropped_total{reason="client_max_packet_size"}');
-        if (o.qos > 0) this.tellShard(c, { t: 'ack', connId, clientId: c.st.clientId, kind: 'pubcomp', packetId: o.packetId });
-        continue;
-      }
-      if (o.k === 'pub') {
-        this.metrics.inc(SENT[o.qos]!);
-        this.metrics.inc(SENT_BYTES[o.qos]!, o.msg.payload.length);
-      }
+      if (o.k === 'pubrel') this.write(c, { cmd: 'pubrel', messageId: o.packetId });
+      else this.deliverPub(c, o.msg, o.qos, o.packetId, o.dup, o.retain, o.subIds);
     }
+  }
+
+  /** A fan-out: the same message to many connections; a QoS 0 packet is encoded once per shape. */
+  private onDeliverGroup(msg: AppMessage, items: DeliverItem[]): void {
+    // By (MQTT 5?, RETAIN): the four QoS 0 packets this message can become here.
+    const shared: Array<Buffer | undefined> = [undefined, undefined, undefined, undefined];
+    for (const it of items) {
+      const c = this.conns.get(it.connId);
+      if (!c || c.closed || c.st.phase !== 'connected') {
+        if (it.qos === 0) this.metrics.inc('messages_dropped_total{reason="connection_closed"}');
+        continue;
+      }
+      let pre: Buffer | undefined;
+      if (it.qos === 0 && it.subIds === undefined) {
+        const k = (c.st.version === 5 ? 2 : 0) + (it.retain ? 1 : 0);
+        pre = shared[k] ??= this.encodePub(c, msg, 0, 0, false, it.retain, undefined);
+      }
+      this.deliverPub(c, msg, it.qos, it.packetId, false, it.retain, it.subIds, pre);
+    }
+  }
+
+  private deliverPub(c: Conn, msg: AppMessage, qos: QoS, packetId: number, dup: boolean, retain: boolean, subIds: number[] | undefined, pre?: Buffer): void {
+    if (qos === 0 && c.io.bufferedBytes() + c.outBytes > this.opts.socketBufferHighWater) {
+      // A slow consumer: QoS 0 is dropped rather than buffered without bound.
+      this.metrics.inc('messages_dropped_total{reason="slow_consumer"}');
+      return;
+    }
+    const buf = pre ?? this.encodePub(c, msg, qos, packetId, dup, retain, subIds);
+    if (buf.length > c.st.maxPacketSizeOut) {
+      // Too large for this client [MQTT-3.1.2-25]: discard, as if delivered.
+      this.metrics.inc('messages_dropped_total{reason="client_max_packet_size"}');
+      if (qos > 0) this.tellShard(c, { t: 'ack', connId: c.id, clientId: c.st.clientId, kind: 'pubcomp', packetId });
+      return;
+    }
+    this.writeBuf(c, buf);
+    this.metrics.inc(SENT[qos]!);
+    this.metrics.inc(SENT_BYTES[qos]!, msg.payload.length);
+  }
+
+  private encodePub(c: Conn, msg: AppMessage, qos: QoS, packetId: number, dup: boolean, retain: boolean, subIds: number[] | undefined): Buffer {
+    const v = c.st.version;
+    const hasProps = msg.props !== undefined || (subIds !== undefined && subIds.length > 0);
+    return (
+      encodePublishFast(msg.topic, msg.payload, qos, packetId, dup, retain, v === 5, hasProps) ??
+      mqttPacket.generate(toPacket({ k: 'pub', msg, qos, packetId, dup, retain, subIds }, v), { protocolVersion: v })
+    );
   }
 
   private sendTo(connId: number, packet: Packet): void {
@@ -437,6 +476,11 @@ export class GatewayActor {
       const { reasonString: _, ...rest } = props;
       buf = mqttPacket.generate({ ...packet, properties: rest } as Packet, { protocolVersion: c.st.version });
     }
+    return this.writeBuf(c, buf);
+  }
+
+  /** Queues encoded bytes for the socket; everything queued in one turn goes out in one write. */
+  private writeBuf(c: Conn, buf: Buffer): number {
     c.out.push(buf);
     c.outBytes += buf.length;
     this.dirty.add(c);
@@ -445,11 +489,6 @@ export class GatewayActor {
       setImmediate(this.flushAll);
     }
     return buf.length;
-  }
-
-  private unwrite(c: Conn, size: number): void {
-    c.out.pop();
-    c.outBytes -= size;
   }
 
   private readonly flushAll = (): void => {

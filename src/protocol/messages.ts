@@ -147,11 +147,22 @@ export type AdminShardOp =
   | { op: 'sub'; clientId: string; filter: string; qos: QoS }
   | { op: 'unsub'; clientId: string; filter: string };
 
+/** One recipient of a grouped delivery: the message itself travels once per group. */
+export interface DeliverItem {
+  connId: number;
+  qos: QoS;
+  packetId: number;
+  retain: boolean;
+  subIds?: number[];
+}
+
 // ---------------------------------------------------------------- to a gateway
 export type GatewayMsg =
   /** `refused`: 'quota' = maxSessions reached; 'owner' = the session belongs to another user. */
   | { t: 'connack'; connId: number; sessionPresent: boolean; qos2In: number[]; refused?: 'quota' | 'owner' }
   | { t: 'deliver'; connId: number; out: Outbound[] }
+  /** One publish to many connections of this gateway (fan-out): encoded once per shape. */
+  | { t: 'deliverGroup'; msg: AppMessage; items: DeliverItem[] }
   | { t: 'suback'; connId: number; packetId: number; codes: number[] }
   | { t: 'unsuback'; connId: number; packetId: number; codes: number[] }
   | { t: 'kick'; connId: number; clientId: string; reason: number; message: string }

@@ -20,6 +20,7 @@ import {
   type ShardMsg,
   type SubOptions,
   type AdminShardOp,
+  type DeliverItem,
 } from '../protocol/messages.js';
 import { sessionDetail, sessionSummary, type SessionSummary } from './session-view.js';
 import { TopicTrie } from '../router/topic-trie.js';
@@ -80,6 +81,13 @@ export class ShardActor {
   /** Admin edits waiting for the pre-subscription requests they caused (coordinator reqId -> ours). */
   private readonly refreshWaits: Array<{ reqId: number; pending: Set<number> }> = [];
   private readonly holdWaits = new Map<number, PresubWait & { fresh: Array<{ filter: string; opts: SubOptions }> }>();
+  /**
+   * While one publish is matched, live deliveries are grouped per gateway: the message
+   * crosses to each gateway once (not once per recipient), and the gateway encodes a
+   * QoS 0 packet once for all of them. Null outside onPublish.
+   */
+  private group: Map<number, DeliverItem[]> | null = null;
+  private groupMsg: AppMessage | null = null;
   // Reused per publish: client id -> merged delivery (overlapping subscriptions).
   private readonly matched = new Map<string, { qos: QoS; rap: boolean; nl: boolean; subIds?: number[] }>();
 
@@ -682,6 +690,8 @@ export class ShardActor {
       }
     });
     if (matched.size === 0) return;
+    const group = (this.group = new Map());
+    this.groupMsg = msg;
     for (const [clientId, d] of matched) {
       // No Local: not back to the publishing client [MQTT-3.8.3-3]; a rule-made copy
       // (carbon) is not sent back to the session that published the original either.
@@ -693,6 +703,29 @@ export class ShardActor {
       this.enqueue(s, msg, qos, d.rap ? msg.retain : false, d.subIds);
     }
     matched.clear();
+    this.group = null;
+    this.groupMsg = null;
+    for (const [gw, items] of group) {
+      const ref = this.gateways[gw]!;
+      if (items.length > 1) ref.tell({ t: 'deliverGroup', msg, items });
+      else {
+        const it = items[0]!;
+        ref.tell({ t: 'deliver', connId: it.connId, out: [{ k: 'pub', msg, qos: it.qos, packetId: it.packetId, dup: false, retain: it.retain, subIds: it.subIds }] });
+      }
+    }
+  }
+
+  /** A live delivery of a new message: grouped while a publish is matched, else sent at once. */
+  private emit(gw: number, connId: number, msg: AppMessage, qos: QoS, packetId: number, retain: boolean, subIds: number[] | undefined): void {
+    if (this.group && msg === this.groupMsg) {
+      let items = this.group.get(gw);
+      if (!items) this.group.set(gw, (items = []));
+      const it: DeliverItem = { connId, qos, packetId, retain };
+      if (subIds !== undefined) it.subIds = subIds;
+      items.push(it);
+      return;
+    }
+    this.gateways[gw]!.tell({ t: 'deliver', connId, out: [{ k: 'pub', msg, qos, packetId, dup: false, retain, subIds }] });
   }
 
   private onRetained(m: Extract<ShardMsg, { t: 'retained' }>): void {
@@ -712,11 +745,7 @@ export class ShardActor {
     }
     if (s.binding && !s.connackPending) {
       if (qos === 0) {
-        this.gateways[s.binding.gw]!.tell({
-          t: 'deliver',
-          connId: s.binding.connId,
-          out: [{ k: 'pub', msg, qos: 0, packetId: 0, dup: false, retain, subIds }],
-        });
+        this.emit(s.binding.gw, s.binding.connId, msg, 0, 0, retain, subIds);
         return;
       }
       if (s.queue.size === 0 && s.inflight.size < this.window(s)) {
@@ -738,11 +767,7 @@ export class ShardActor {
 
   private send(s: Session, msg: AppMessage, qos: QoS, retain: boolean, subIds?: number[]): void {
     const packetId = s.inflight.add({ msg, qos, retain, subIds, state: 'publish' });
-    this.gateways[s.binding!.gw]!.tell({
-      t: 'deliver',
-      connId: s.binding!.connId,
-      out: [{ k: 'pub', msg, qos, packetId, dup: false, retain, subIds }],
-    });
+    this.emit(s.binding!.gw, s.binding!.connId, msg, qos, packetId, retain, subIds);
   }
 
   private pump(s: Session): void {

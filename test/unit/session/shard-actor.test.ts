@@ -133,7 +133,12 @@ function harness(opts: Partial<ShardOptions> = {}): Harness {
 /** The `pub` outbounds of the deliver messages in `msgs`. */
 function pubs(msgs: GatewayMsg[]): Array<Extract<Outbound, { k: 'pub' }> & { connId: number }> {
   const out: Array<Extract<Outbound, { k: 'pub' }> & { connId: number }> = [];
-  for (const m of msgs) if (m.t === 'deliver') for (const o of m.out) if (o.k === 'pub') out.push({ ...o, connId: m.connId });
+  for (const m of msgs) {
+    if (m.t === 'deliver') for (const o of m.out) if (o.k === 'pub') out.push({ ...o, connId: m.connId });
+    // A fan-out to several connections of one gateway travels as one group.
+    if (m.t === 'deliverGroup')
+      for (const it of m.items) out.push({ k: 'pub', msg: m.msg, qos: it.qos, packetId: it.packetId, dup: false, retain: it.retain, subIds: it.subIds, connId: it.connId });
+  }
   return out;
 }
 const payloads = (msgs: GatewayMsg[]): string[] => pubs(msgs).map((p) => Buffer.from(p.msg.payload).toString());
@@ -760,5 +765,24 @@ describe('ShardActor: metrics', () => {
       reqId: 7,
       snapshot: { thread: 'shard0', gauges: { sessions: 1, sessions_online: 1, subscriptions: 2, messages_inflight: 1, messages_queued: 1 } },
     });
+  });
+});
+
+describe('ShardActor: fan-out grouping', () => {
+  it('one publish to several sessions on one gateway becomes one deliverGroup carrying the message once', async () => {
+    const h = harness();
+    const a = await online(h, 'a', [['f', 0]]);
+    const b = await online(h, 'b', [['f', 1]]);
+    h.publish('f', 1, 'x');
+    await tick();
+    const out = h.take();
+    const groups = out.filter((m) => m.t === 'deliverGroup');
+    expect(groups).toHaveLength(1);
+    const g = groups[0] as Extract<GatewayMsg, { t: 'deliverGroup' }>;
+    expect(g.items.map((i) => [i.connId, i.qos])).toEqual([
+      [a, 0],
+      [b, 1],
+    ]);
+    expect(out.filter((m) => m.t === 'deliver')).toEqual([]);
   });
 });
