@@ -67,7 +67,12 @@ interface Conn {
   io: ConnIO;
   st: ChannelState;
   framer: Framer;
-  parser: ReturnType<typeof mqttPacket.parser>;
+  /**
+   * mqtt-packet's parser, only while needed: CONNECT, then now and then a SUBSCRIBE. A
+   * live connection's publishes, acks and pings take the hand parser, so the general one
+   * (about a KiB with its buffer list) is dropped after each use and made again on demand.
+   */
+  parser: ReturnType<typeof mqttPacket.parser> | undefined;
   out: Buffer[];
   outBytes: number;
   lastRead: number;
@@ -216,7 +221,7 @@ export class GatewayActor {
       io,
       st: newChannelState(id),
       framer: new Framer(this.opts.maxPacketSize),
-      parser: mqttPacket.parser(),
+      parser: undefined,
       out: [],
       outBytes: 0,
       lastRead: Date.now(),
@@ -224,16 +229,6 @@ export class GatewayActor {
       early: [],
       closed: false,
     };
-    c.parser.on('packet', (p: Packet) => this.onPacket(c, p));
-    c.parser.on('error', (err: Error) => {
-      if (c.st.phase === 'new' && err.message === 'Invalid protocol version') {
-        // An unsupported Protocol Level gets CONNACK 0x01, then the close [MQTT-3.1.2-2].
-        this.write(c, { cmd: 'connack', sessionPresent: false, returnCode: CONNACK_V3.UNACCEPTABLE_PROTOCOL });
-        this.close(c, { why: 'unsupported_protocol_version', counter: 'protocol_errors_total{reason="unsupported_protocol_version"}' });
-        return;
-      }
-      this.close(c, { reason: RC.MALFORMED_PACKET, why: `malformed: ${err.message}`, counter: 'packets_malformed_total' });
-    });
     this.conns.set(id, c);
     this.metrics.inc(`connections_total{transport="${io.transport}"}`);
     if (this.paused) io.pause();
@@ -255,13 +250,33 @@ export class GatewayActor {
       if (c.closed) return;
       // Publishes and acks of a live connection skip the general parser (fast-parse.ts).
       const hot = c.st.phase === 'connected' ? parseHotPacket(frame, c.st.version) : undefined;
-      if (hot) this.onPacket(c, hot);
-      else c.parser.parse(frame);
+      if (hot) return this.onPacket(c, hot);
+      this.parserOf(c).parse(frame);
+      // Frames are whole packets, so the parser holds nothing between them.
+      if (c.st.phase === 'connected') c.parser = undefined;
     });
     if (err === 'too_large')
       this.close(c, { reason: RC.PACKET_TOO_LARGE, why: 'packet_too_large', counter: 'protocol_errors_total{reason="packet_too_large"}' });
     else if (err === 'bad_length')
       this.close(c, { reason: RC.MALFORMED_PACKET, why: 'bad_remaining_length', counter: 'packets_malformed_total' });
+  }
+
+  private parserOf(c: Conn): ReturnType<typeof mqttPacket.parser> {
+    if (c.parser) return c.parser;
+    // Before CONNECT the parser learns the protocol level from it; later it is told.
+    const parser = c.st.phase === 'new' ? mqttPacket.parser() : mqttPacket.parser({ protocolVersion: c.st.version });
+    parser.on('packet', (p: Packet) => this.onPacket(c, p));
+    parser.on('error', (err: Error) => {
+      if (c.st.phase === 'new' && err.message === 'Invalid protocol version') {
+        // An unsupported Protocol Level gets CONNACK 0x01, then the close [MQTT-3.1.2-2].
+        this.write(c, { cmd: 'connack', sessionPresent: false, returnCode: CONNACK_V3.UNACCEPTABLE_PROTOCOL });
+        this.close(c, { why: 'unsupported_protocol_version', counter: 'protocol_errors_total{reason="unsupported_protocol_version"}' });
+        return;
+      }
+      this.close(c, { reason: RC.MALFORMED_PACKET, why: `malformed: ${err.message}`, counter: 'packets_malformed_total' });
+    });
+    c.parser = parser;
+    return parser;
   }
 
   private onPacket(c: Conn, p: Packet): void {

@@ -8,14 +8,18 @@
  *
  * `frame` is exactly one packet: the Framer cut it and checked its Remaining Length.
  */
-import type { IPublishPacket, IPubackPacket, IPubcompPacket, IPubrecPacket, IPubrelPacket } from 'mqtt-packet';
+import type { IPingreqPacket, IPublishPacket, IPubackPacket, IPubcompPacket, IPubrecPacket, IPubrelPacket } from 'mqtt-packet';
 
-export type HotPacket = IPublishPacket | IPubackPacket | IPubrecPacket | IPubrelPacket | IPubcompPacket;
+export type HotPacket = IPublishPacket | IPubackPacket | IPubrecPacket | IPubrelPacket | IPubcompPacket | IPingreqPacket;
+
+/** PINGREQ: the keepalive of every idle connection [MQTT-3.12]. */
+const PINGREQ: IPingreqPacket = Object.freeze({ cmd: 'pingreq' }) as IPingreqPacket;
 
 const ACK: Record<number, 'puback' | 'pubrec' | 'pubrel' | 'pubcomp'> = { 0x40: 'puback', 0x50: 'pubrec', 0x62: 'pubrel', 0x70: 'pubcomp' };
 
 export function parseHotPacket(frame: Buffer, version: 3 | 4 | 5): HotPacket | undefined {
   const b0 = frame[0]!;
+  if (b0 === 0xc0 && frame.length === 2 && frame[1] === 0) return PINGREQ;
   // Remaining Length: the Framer guarantees 1..4 well-formed bytes.
   let rl = 0;
   let mul = 1;

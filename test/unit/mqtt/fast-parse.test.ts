@@ -65,8 +65,15 @@ describe('parseHotPacket', () => {
     expect(parseHotPacket(withProps, 5)).toBeUndefined();
     const rc = mqttPacket.generate({ cmd: 'puback', messageId: 1, reasonCode: 0x10 } as Packet, { protocolVersion: 5 });
     expect(parseHotPacket(rc, 5)).toBeUndefined();
-    expect(parseHotPacket(Buffer.from([0xc0, 0x00]), 4)).toBeUndefined(); // PINGREQ
+    expect(parseHotPacket(Buffer.from([0xe0, 0x00]), 4)).toBeUndefined(); // DISCONNECT
     expect(parseHotPacket(Buffer.from([0x41, 0x02, 0x00, 0x01]), 4)).toBeUndefined(); // PUBACK with reserved flags
     expect(parseHotPacket(Buffer.from([0x30, 0x01, 0x00]), 4)).toBeUndefined(); // truncated topic length
+  });
+});
+
+describe('parseHotPacket: PINGREQ', () => {
+  it('[MQTT-3.12] PINGREQ (0xC0 0x00) is a hot packet; with a non-zero length it is not', () => {
+    expect(parseHotPacket(Buffer.from([0xc0, 0x00]), 4)).toEqual({ cmd: 'pingreq' });
+    expect(parseHotPacket(Buffer.from([0xc0, 0x01, 0x00]), 4)).toBeUndefined();
   });
 });
