@@ -198,7 +198,9 @@ async function runOne(s: Scenario, b: BrokerName, p: Parsed, round: number): Pro
   } finally {
     if (broker) {
       const ex = await broker.stop(5000);
-      const unclean = ex.unexpected || ex.killed || (ex.code !== 0 && ex.signal !== 'SIGTERM');
+      // nats-server exits with status 1 after a SIGTERM it handled; that is its clean stop.
+      const cleanCodes = b === 'nats' ? [0, 1] : [0];
+      const unclean = ex.unexpected || ex.killed || (!cleanCodes.includes(ex.code ?? -1) && ex.signal !== 'SIGTERM');
       const log = broker
         .output()
         .split('\n')

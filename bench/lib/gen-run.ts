@@ -153,6 +153,8 @@ export async function runGenerator(b: BrokerHandle, o: GenRunOptions, progress: 
   const gen = await generator();
   const spec = o.spec;
   const rec: RunRecord = { issues: [] };
+  // Counters are totals since the broker started: a case reports what changed during it.
+  const metricsBefore = b.name === 'switchboard' ? await scrapeMetrics(b) : undefined;
   const s0 = procSample(b.pid);
   let w0: ProcSample | undefined;
   let th0 = new Map<number, number>();
@@ -214,7 +216,11 @@ export async function runGenerator(b: BrokerHandle, o: GenRunOptions, progress: 
     clearInterval(sampler);
     progress.done();
   }
-  if (b.name === 'switchboard') rec.brokerMetrics = await scrapeMetrics(b);
+  if (b.name === 'switchboard') {
+    const after = await scrapeMetrics(b);
+    if (after && metricsBefore) for (const k of Object.keys(after)) if (k.includes('_total')) after[k] = after[k]! - (metricsBefore[k] ?? 0);
+    rec.brokerMetrics = after;
+  }
   if (rec.brokerRssMB) rec.brokerRssMB.peakSeen = Math.max(rec.brokerRssMB.peakSeen, peak);
   // Anything a reader should look at.
   const r = rec.result;

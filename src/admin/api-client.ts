@@ -11,25 +11,15 @@
 // one constant), so a change to them shows up here at compile time.
 import type { DirectoryEntry } from '../im/presub.js';
 import { RULE_ACTIONS, type RoutingRule, type RuleAction } from '../im/rules.js';
+import type { SessionSummary } from '../session/session-view.js';
 
 export { RULE_ACTIONS };
 export type { DirectoryEntry, RoutingRule, RuleAction };
 
 export type QoS = 0 | 1 | 2;
 
-/** One entry of GET /api/v1/clients. */
-export interface ClientSummary {
-  clientId: string;
-  uid?: string;
-  username?: string;
-  online: boolean;
-  protocolVersion: number;
-  /** Number of subscriptions; GET /clients/{id} lists them. */
-  subscriptions: number;
-  queued: number;
-  inflight: number;
-  expiry: number;
-}
+/** One entry of GET /api/v1/clients: what the shard reports (src/session/session-view.ts). */
+export type ClientSummary = SessionSummary;
 
 export interface SubscriptionInfo {
   filter: string;

@@ -34,7 +34,7 @@ export interface AdminContext {
   /** Resolve once the change is in effect on every session. */
   templatesChanged(): Promise<void>;
   userChanged(uid: string, entry: DirectoryEntry | undefined): Promise<void>;
-  rulesChanged(): void;
+  rulesChanged(): Promise<void>;
   publish(msg: AppMessage): void;
 }
 
@@ -186,20 +186,20 @@ async function directory(seg: string[], req: AdminRequest, ctx: AdminContext, no
   return notAllowed();
 }
 
-function rules(seg: string[], req: AdminRequest, ctx: AdminContext, notAllowed: () => never): AdminResponse {
+async function rules(seg: string[], req: AdminRequest, ctx: AdminContext, notAllowed: () => never): Promise<AdminResponse> {
   const m = req.method;
   const st = ctx.state;
-  const commit = (next: RoutingRule[]): void => {
+  const commit = async (next: RoutingRule[]): Promise<void> => {
     st.rules = next;
     st.save();
-    ctx.rulesChanged();
+    await ctx.rulesChanged();
   };
   if (seg.length === 1) {
     if (m === 'GET') return ok({ rules: st.rules });
     if (m !== 'POST') return notAllowed();
     const rule = parsed(() => parseRule(object(req.body)));
     if (st.rules.some((r) => r.id === rule.id)) throw new ApiError(409, `a rule with id "${rule.id}" exists`);
-    commit([...st.rules, rule]);
+    await commit([...st.rules, rule]);
     return ok(rule, 201);
   }
   if (seg.length !== 2) throw new ApiError(404, `no such endpoint: /api/v1${req.path}`);
@@ -210,13 +210,13 @@ function rules(seg: string[], req: AdminRequest, ctx: AdminContext, notAllowed: 
     if (b.id !== undefined && b.id !== id) throw new ApiError(400, `id in the body ("${String(b.id)}") differs from the path ("${id}")`);
     const rule = parsed(() => parseRule({ ...b, id }));
     // PUT creates or replaces; a replaced rule keeps its place in the evaluation order.
-    commit(at < 0 ? [...st.rules, rule] : st.rules.map((r, i) => (i === at ? rule : r)));
+    await commit(at < 0 ? [...st.rules, rule] : st.rules.map((r, i) => (i === at ? rule : r)));
     return ok(rule);
   }
   if (at < 0) throw new ApiError(404, `no rule with id "${id}"`);
   if (m === 'GET') return ok(st.rules[at]);
   if (m === 'DELETE') {
-    commit(st.rules.filter((_, i) => i !== at));
+    await commit(st.rules.filter((_, i) => i !== at));
     return ok({ deleted: true });
   }
   return notAllowed();

@@ -64,6 +64,9 @@ export class CoordinatorActor {
   /** Admin edits waiting for every shard to apply their pre-subscription changes. */
   private refreshSeq = 0;
   private readonly refreshWaits = new Map<number, { waiting: number; done: () => void; timer: NodeJS.Timeout }>();
+  /** Rule edits waiting for every gateway to compile them. */
+  private rulesVersion = 0;
+  private readonly rulesWaits = new Map<number, { waiting: number; done: () => void; timer: NodeJS.Timeout }>();
   private readonly started = Date.now();
   private readonly sysTimer?: NodeJS.Timeout;
   /** Extra per-node gauges the supervisor maintains (thread restarts...). */
@@ -112,7 +115,16 @@ export class CoordinatorActor {
       case 'metricsRequest':
         return this.gather(m.reqId, m.gw);
       case 'imHello':
-        return this.gateways[m.gw]!.tell({ t: 'imRules', rules: this.opts.im.enabled ? this.im.rules : [] });
+        return this.gateways[m.gw]!.tell({ t: 'imRules', rules: this.opts.im.enabled ? this.im.rules : [], version: this.rulesVersion });
+      case 'imRulesApplied': {
+        const w = this.rulesWaits.get(m.version);
+        if (w && --w.waiting === 0) {
+          clearTimeout(w.timer);
+          this.rulesWaits.delete(m.version);
+          w.done();
+        }
+        return;
+      }
       case 'imProfileRequest':
         return this.gateways[m.gw]!.tell({ t: 'imProfile', reqId: m.reqId, user: this.profile(m.uid, m.ns, m.groups) });
       case 'presubscribe':
@@ -271,7 +283,17 @@ export class CoordinatorActor {
       return this.refreshPresub([uid]);
     },
     rulesChanged: () => {
-      for (const g of this.gateways) g.tell({ t: 'imRules', rules: this.im.rules });
+      // Answered once every gateway compiled the new rules: a publish right after the
+      // answer, through any gateway, sees them.
+      const version = ++this.rulesVersion;
+      return new Promise<void>((done) => {
+        const timer = setTimeout(() => {
+          this.rulesWaits.delete(version);
+          done();
+        }, 5000);
+        this.rulesWaits.set(version, { waiting: this.gateways.length, done, timer });
+        for (const g of this.gateways) g.tell({ t: 'imRules', rules: this.im.rules, version });
+      });
     },
     publish: (msg) => this.publish(msg),
   };
@@ -318,5 +340,6 @@ export class CoordinatorActor {
     if (this.sysTimer) clearInterval(this.sysTimer);
     for (const g of this.gatherings.values()) clearTimeout(g.timer);
     for (const w of this.refreshWaits.values()) clearTimeout(w.timer);
+    for (const w of this.rulesWaits.values()) clearTimeout(w.timer);
   }
 }

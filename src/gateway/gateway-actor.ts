@@ -172,6 +172,7 @@ export class GatewayActor {
       case 'imRules':
         this.rules = compileRules(m.rules);
         this.rulesReceived = true;
+        this.coordinator.tell({ t: 'imRulesApplied', gw: this.opts.index, version: m.version });
         return this.checkReady();
       case 'imProfile': {
         const w = this.imWaiters.get(m.reqId);

@@ -7,8 +7,8 @@
  * Pure: the coordinator looks the entry up and applies the result to the session.
  */
 import { validateTopicFilter } from '../mqtt/topic.js';
-import type { TopicLimits } from '../mqtt/topic.js';
 import { groupTopic, isTopicLevelId } from './topics.js';
+import { NO_LIMITS, show } from './show.js';
 
 export interface DirectoryEntry {
   uid: string;
@@ -29,23 +29,8 @@ export class DirectoryError extends Error {
   }
 }
 
-// Only syntax matters here; the broker's configured limits apply when subscribing.
-const NO_LIMITS: TopicLimits = { maxTopicLength: 65535, maxTopicLevels: Number.MAX_SAFE_INTEGER };
 
 const ENTRY_KEYS: ReadonlySet<string> = new Set(['uid', 'ns', 'groups', 'topics']);
-
-/** A value quoted for an error message, cut short so a huge value cannot flood a log. */
-function show(v: unknown): string {
-  if (v === undefined) return 'undefined';
-  if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') return typeof v;
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
 
 function fail(field: string, message: string): never {
   throw new DirectoryError(field, `${field}: ${message}`);

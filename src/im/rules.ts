@@ -12,7 +12,7 @@
  * echoing a copy to the publishing connection are the broker's job.
  */
 import { validateTopicFilter, validateTopicName } from '../mqtt/topic.js';
-import type { TopicLimits } from '../mqtt/topic.js';
+import { NO_LIMITS, show } from './show.js';
 
 export const RULE_ACTIONS = ['copy', 'move', 'drop'] as const;
 export type RuleAction = (typeof RULE_ACTIONS)[number];
@@ -36,27 +36,11 @@ export class RuleError extends Error {
   }
 }
 
-// Only syntax matters here; the broker's configured size limits apply when a produced
-// copy is published, like for any other message.
-const NO_LIMITS: TopicLimits = { maxTopicLength: 65535, maxTopicLevels: Number.MAX_SAFE_INTEGER };
 
 const RULE_KEYS: ReadonlySet<string> = new Set(['id', 'source', 'action', 'destination']);
 const ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 // eslint-disable-next-line no-control-regex
 const BAD_LITERAL = /[+#\u0000]/;
-
-/** A value quoted for an error message, cut short so a huge value cannot flood a log. */
-function show(v: unknown): string {
-  if (v === undefined) return 'undefined';
-  if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') return typeof v;
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
 
 function fail(field: string, message: string): never {
   throw new RuleError(field, `${field}: ${message}`);

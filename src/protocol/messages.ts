@@ -176,7 +176,7 @@ export type GatewayMsg =
   /** The directory changed for this uid: live connections update their IM ACL view. */
   | { t: 'imUserUpdate'; user: ImUser }
   /** The routing rules (the coordinator is the authority; gateways compile a copy). */
-  | { t: 'imRules'; rules: RoutingRule[] }
+  | { t: 'imRules'; rules: RoutingRule[]; version: number }
   | { t: 'adminReply'; reqId: number; status: number; body: unknown }
   | ControlMsg;
 
@@ -194,6 +194,8 @@ export type CoordinatorMsg =
   | { t: 'metricsReport'; reqId: number; snapshot: MetricsSnapshot }
   /** A gateway (re)started: it needs the routing rules. */
   | { t: 'imHello'; gw: number }
+  /** A gateway compiled this version of the rules (an admin edit is answered after every gateway did). */
+  | { t: 'imRulesApplied'; gw: number; version: number }
   /** IM profile lookup at CONNECT; ns/groups are hints from the token, the directory wins. */
   | { t: 'imProfileRequest'; reqId: number; gw: number; uid: string; ns?: string; groups?: string[] }
   /** A new session of an IM user: which topics must it hold (answered with `presubscription`). */
