@@ -19,10 +19,11 @@ import {
   type QoS,
   type ShardMsg,
   type SubOptions,
-  type AdminShardOp,
   type DeliverItem,
 } from '../protocol/messages.js';
-import { sessionDetail, sessionSummary, type SessionSummary } from './session-view.js';
+import { PresubAgent } from './presub-agent.js';
+import { adminOp } from './shard-admin.js';
+import type { ShardCore } from './shard-core.js';
 import { TopicTrie } from '../router/topic-trie.js';
 import { Session } from './session.js';
 import type { Metrics } from '../admin/metrics.js';
@@ -58,14 +59,9 @@ interface PendingRouted {
   run: () => void;
 }
 
-/** A pre-subscription answer the session waits for; `connack` is held until it is applied. */
-interface PresubWait {
-  clientId: string;
-  connack?: Extract<GatewayMsg, { t: 'connack' }>;
-}
 
-export class ShardActor {
-  private readonly sessions = new Map<string, Session>();
+export class ShardActor implements ShardCore {
+  readonly sessions = new Map<string, Session>();
   /** Connections waiting for the gateway of the connection they take over to confirm the kick. */
   private readonly takeovers = new Map<string, Takeover>();
   private readonly trie = new TopicTrie<Map<string, SubOptions>>();
@@ -75,12 +71,7 @@ export class ShardActor {
   private routeSeq = 0;
   private readonly ackedSeq: number[];
   private pending: PendingRouted[] = [];
-  private presubReq = 0;
-  private readonly presubWaits = new Map<number, PresubWait>();
-  /** First sessions waiting for a holding session's messages, by pre-subscription request id. */
-  /** Admin edits waiting for the pre-subscription requests they caused (coordinator reqId -> ours). */
-  private readonly refreshWaits: Array<{ reqId: number; pending: Set<number> }> = [];
-  private readonly holdWaits = new Map<number, PresubWait & { fresh: Array<{ filter: string; opts: SubOptions }> }>();
+  private readonly presub: PresubAgent;
   /**
    * While one publish is matched, live deliveries are grouped per gateway: the message
    * crosses to each gateway once (not once per recipient), and the gateway encodes a
@@ -94,13 +85,34 @@ export class ShardActor {
   constructor(
     private readonly opts: ShardOptions,
     system: ActorSystem,
-    private readonly metrics: Metrics,
+    readonly metrics: Metrics,
     private readonly log: Logger,
   ) {
     for (let i = 0; i < opts.gateways; i++) this.gateways.push(system.ref(gatewayName(i)));
     for (let i = 0; i < opts.shards; i++) this.shards.push(system.ref(shardName(i)));
     this.coordinator = system.ref(COORDINATOR);
     this.ackedSeq = new Array(opts.gateways).fill(0);
+    this.presub = new PresubAgent(this);
+  }
+
+  // ------------------------------------------------------------ ShardCore (for presub-agent.ts, shard-admin.ts)
+  get index(): number {
+    return this.opts.index;
+  }
+  get maxSubscriptionsPerClient(): number {
+    return this.opts.maxSubscriptionsPerClient;
+  }
+  get maxQueuedMessages(): number {
+    return this.opts.maxQueuedMessages;
+  }
+  toCoordinator(m: CoordinatorMsg): void {
+    this.coordinator.tell(m);
+  }
+  toShard(shard: number, m: ShardMsg): void {
+    this.shards[shard]!.tell(m);
+  }
+  toGateway(gw: number, m: GatewayMsg): void {
+    this.gateways[gw]!.tell(m);
   }
 
   receive(m: ShardMsg): void {
@@ -128,17 +140,13 @@ export class ShardActor {
       case 'gatewayDown':
         return this.onGatewayDown(m.gw, m.before);
       case 'presubscription':
-        return this.onPresubscription(m);
       case 'presubRefresh':
-        return this.onPresubRefresh(m.uids, m.reqId);
-      case 'admin':
-        return this.onAdmin(m.reqId, m.op);
       case 'holdCreate':
-        return this.onHoldCreate(m);
       case 'holdTransfer':
-        return this.onHoldTransfer(m);
       case 'heldMessages':
-        return this.onHeldMessages(m);
+        return this.presub.receive(m);
+      case 'admin':
+        return adminOp(this, m.reqId, m.op);
       case 'collectMetrics':
         return this.coordinator.tell({ t: 'metricsReport', reqId: m.reqId, snapshot: this.snapshot() });
     }
@@ -244,18 +252,14 @@ export class ShardActor {
     if (!sessionPresent && this.opts.im && m.uid !== undefined && m.ns !== undefined) {
       // Pre-subscription (IM-PROTOCOL.md section 4): a user's new session holds its
       // topics before CONNACK, so a message sent right after login is never missed.
-      this.requestPresub(s, connack, true);
+      this.presub.request(s, connack, true);
       return;
     }
-    const waiting = s.presubReq !== undefined ? this.presubWaits.get(s.presubReq) : undefined;
-    // A takeover while the first connection's pre-subscription is still in flight: this
-    // connection's CONNACK waits for it too.
-    if (waiting) waiting.connack = { ...connack, sessionPresent: false };
-    else this.releaseConnack(s, connack);
+    if (!this.presub.holdConnack(s, connack)) this.releaseConnack(s, connack);
   }
 
   /** CONNACK goes once the routes are everywhere; only then does the session deliver. */
-  private releaseConnack(s: Session, connack: Extract<GatewayMsg, { t: 'connack' }>): void {
+  releaseConnack(s: Session, connack: Extract<GatewayMsg, { t: 'connack' }>): void {
     const gw = gatewayOf(connack.connId);
     this.afterRoutes(() => {
       if (this.sessions.get(s.clientId) !== s || !s.isBoundTo(connack.connId)) return;
@@ -295,7 +299,7 @@ export class ShardActor {
   }
 
   /** The session's connection is gone: will, then expiry. */
-  private detached(s: Session, publishWill: boolean): void {
+  detached(s: Session, publishWill: boolean): void {
     s.binding = null;
     s.connackPending = false;
     this.leavePresence(s);
@@ -337,14 +341,10 @@ export class ShardActor {
     if (msg.retain) this.coordinator.tell({ t: 'retain', msg });
   }
 
-  private destroy(s: Session): void {
+  destroy(s: Session): void {
     s.clearTimers();
     this.leavePresence(s);
-    if (s.presubReq !== undefined) {
-      this.presubWaits.delete(s.presubReq);
-      this.presubSettled(s.presubReq);
-    }
-    s.presubReq = undefined;
+    this.presub.sessionGone(s);
     // Messages the client never acknowledged die with the session (a QoS 2 message past
     // PUBREC was delivered, so it does not count).
     let undelivered = s.queue.size;
@@ -405,7 +405,7 @@ export class ShardActor {
   }
 
   /** Records a subscription (replacing one with the same filter [MQTT-3.8.4-3]); true when the filter is new on this shard. */
-  private addSub(s: Session, filter: string, opts: SubOptions): boolean {
+  addSub(s: Session, filter: string, opts: SubOptions): boolean {
     s.subs.set(filter, opts);
     let subscribers = this.trie.get(filter);
     const fresh = !subscribers;
@@ -417,14 +417,14 @@ export class ShardActor {
     return fresh;
   }
 
-  private routeAdd(filters: string[]): void {
+  routeAdd(filters: string[]): void {
     if (filters.length === 0) return;
     this.routeSeq++;
     for (const g of this.gateways) g.tell({ t: 'routeAdd', shard: this.opts.index, filters, seq: this.routeSeq });
   }
 
   /** Runs `run` once every gateway has every route issued so far (in issue order). */
-  private afterRoutes(run: () => void): void {
+  afterRoutes(run: () => void): void {
     this.pending.push({ needSeq: this.routeSeq, run });
     this.releaseSubacks();
   }
@@ -448,7 +448,7 @@ export class ShardActor {
   }
 
   /** Removes one subscriber; true when the filter has no subscriber left on this shard. */
-  private removeSub(clientId: string, filter: string): boolean {
+  removeSub(clientId: string, filter: string): boolean {
     const subscribers = this.trie.get(filter);
     if (!subscribers) return false;
     subscribers.delete(clientId);
@@ -457,7 +457,7 @@ export class ShardActor {
     return true;
   }
 
-  private routeDel(filters: string[]): void {
+  routeDel(filters: string[]): void {
     if (filters.length === 0) return;
     for (const g of this.gateways) g.tell({ t: 'routeDel', shard: this.opts.index, filters });
   }
@@ -485,190 +485,6 @@ export class ShardActor {
     this.ackedSeq[gw] = this.routeSeq; // the snapshot carries every route up to now
     this.gateways[gw]!.tell({ t: 'routeSnapshot', shard: this.opts.index, filters });
     this.releaseSubacks();
-  }
-
-  // ------------------------------------------------------------ pre-subscription (IM)
-  private requestPresub(s: Session, connack: Extract<GatewayMsg, { t: 'connack' }> | undefined, first: boolean): void {
-    const reqId = ++this.presubReq;
-    if (s.presubReq !== undefined) {
-      // A newer request supersedes one in flight; a CONNACK held for the old one stays held,
-      // and an admin edit waiting for the old one now waits for this one.
-      const old = this.presubWaits.get(s.presubReq);
-      this.presubWaits.delete(s.presubReq);
-      connack ??= old?.connack;
-      for (const w of this.refreshWaits) if (w.pending.delete(s.presubReq)) w.pending.add(reqId);
-    }
-    s.presubReq = reqId;
-    this.presubWaits.set(reqId, { clientId: s.clientId, connack });
-    this.coordinator.tell({ t: 'presubscribe', reqId, shard: this.opts.index, clientId: s.clientId, uid: s.uid!, ns: s.ns!, first });
-  }
-
-  private onPresubscription(m: Extract<ShardMsg, { t: 'presubscription' }>): void {
-    this.applyPresubscription(m);
-    this.presubSettled(m.reqId);
-  }
-
-  /** One pre-subscription request is done (applied, or moot): admin edits waiting for it may be answered. */
-  private presubSettled(reqId: number): void {
-    for (let i = this.refreshWaits.length - 1; i >= 0; i--) {
-      const w = this.refreshWaits[i]!;
-      if (!w.pending.delete(reqId) || w.pending.size > 0) continue;
-      this.refreshWaits.splice(i, 1);
-      // Answered once every gateway routes what the edit added, like a SUBACK.
-      this.afterRoutes(() => this.coordinator.tell({ t: 'presubRefreshed', reqId: w.reqId, shard: this.opts.index }));
-    }
-  }
-
-  /** The coordinator's list: subscribe what is missing, drop what the broker added and is no longer listed. */
-  private applyPresubscription(m: Extract<ShardMsg, { t: 'presubscription' }>): void {
-    const w = this.presubWaits.get(m.reqId);
-    this.presubWaits.delete(m.reqId);
-    const s = this.sessions.get(m.clientId);
-    if (!w || !s || s.presubReq !== m.reqId) return;
-    s.presubReq = undefined;
-    const want = new Set(m.topics);
-    const added: string[] = [];
-    const gone: string[] = [];
-    const fresh: Array<{ filter: string; opts: SubOptions }> = [];
-    for (const filter of m.topics) {
-      if (s.subs.has(filter)) continue; // the client (or an earlier list) already holds it
-      if (s.subs.size >= this.opts.maxSubscriptionsPerClient) {
-        this.metrics.inc('subscriptions_refused_total{reason="quota"}');
-        continue;
-      }
-      const opts: SubOptions = { qos: m.qos, noLocal: false, retainAsPublished: false };
-      if (this.addSub(s, filter, opts)) added.push(filter);
-      s.presub.add(filter);
-      fresh.push({ filter, opts });
-    }
-    for (const filter of [...s.presub]) {
-      if (want.has(filter)) continue;
-      s.presub.delete(filter);
-      s.subs.delete(filter);
-      if (this.removeSub(s.clientId, filter)) gone.push(filter);
-    }
-    this.metrics.inc('presubscriptions_total', fresh.length);
-    this.routeAdd(added);
-    this.routeDel(gone);
-    if (m.hold) {
-      // The user's first session adopts what the holding session kept (holdNewUsers).
-      this.holdWaits.set(m.reqId, { clientId: s.clientId, connack: w.connack, fresh });
-      this.shards[m.hold.shard]!.tell({ t: 'holdTransfer', holdClientId: m.hold.clientId, toShard: this.opts.index, toClientId: s.clientId, reqId: m.reqId });
-      return;
-    }
-    this.finishPresub(s, w.connack, fresh);
-  }
-
-  private finishPresub(s: Session, connack: Extract<GatewayMsg, { t: 'connack' }> | undefined, fresh: Array<{ filter: string; opts: SubOptions }>): void {
-    if (connack) {
-      this.releaseConnack(s, connack);
-      if (fresh.length === 0) return;
-      // After CONNACK (same queue, so in order): retained messages of the new subscriptions.
-      this.afterRoutes(() => {
-        if (s.isBoundTo(connack.connId))
-          this.coordinator.tell({ t: 'retainedRequest', shard: this.opts.index, clientId: s.clientId, connId: connack.connId, subs: fresh });
-      });
-    } else if (s.binding && !s.connackPending && fresh.length > 0) {
-      const connId = s.binding.connId;
-      this.afterRoutes(() => {
-        if (s.isBoundTo(connId)) this.coordinator.tell({ t: 'retainedRequest', shard: this.opts.index, clientId: s.clientId, connId, subs: fresh });
-      });
-    }
-  }
-
-  private onPresubRefresh(uids: string[] | null, reqId?: number): void {
-    const only = uids === null ? null : new Set(uids);
-    const pending = new Set<number>();
-    for (const s of this.sessions.values()) {
-      if (s.uid === undefined || s.ns === undefined || s.hold) continue;
-      if (only !== null && !only.has(s.uid)) continue;
-      this.requestPresub(s, undefined, false);
-      pending.add(s.presubReq!);
-    }
-    if (reqId === undefined) return;
-    if (pending.size === 0) this.afterRoutes(() => this.coordinator.tell({ t: 'presubRefreshed', reqId, shard: this.opts.index }));
-    else this.refreshWaits.push({ reqId, pending });
-  }
-
-  /** A directory user who never connected: a session that only keeps their messages. */
-  private onHoldCreate(m: Extract<ShardMsg, { t: 'holdCreate' }>): void {
-    if (this.sessions.has(m.clientId)) return;
-    const s = new Session(m.clientId, this.opts.maxQueuedMessages);
-    s.hold = true;
-    s.uid = m.uid;
-    s.expiry = 0xffffffff;
-    this.sessions.set(m.clientId, s);
-    const added: string[] = [];
-    for (const filter of m.topics) {
-      if (this.addSub(s, filter, { qos: m.qos, noLocal: false, retainAsPublished: false })) added.push(filter);
-      s.presub.add(filter);
-    }
-    this.routeAdd(added);
-  }
-
-  private onHoldTransfer(m: Extract<ShardMsg, { t: 'holdTransfer' }>): void {
-    const s = this.sessions.get(m.holdClientId);
-    const msgs: Array<{ msg: AppMessage; qos: QoS }> = [];
-    if (s?.hold) {
-      for (let q = s.queue.shift(); q; q = s.queue.shift()) msgs.push({ msg: q.msg, qos: q.qos });
-      this.destroy(s);
-    }
-    this.shards[m.toShard]!.tell({ t: 'heldMessages', reqId: m.reqId, clientId: m.toClientId, msgs });
-  }
-
-  private onHeldMessages(m: Extract<ShardMsg, { t: 'heldMessages' }>): void {
-    const w = this.holdWaits.get(m.reqId);
-    this.holdWaits.delete(m.reqId);
-    const s = this.sessions.get(m.clientId);
-    if (!w || !s) {
-      if (m.msgs.length > 0) this.metrics.inc('messages_dropped_total{reason="session_ended"}', m.msgs.length);
-      return;
-    }
-    // Held messages are older than anything the new session got since it subscribed.
-    const dropped = s.queue.prepend(m.msgs.map((h) => ({ msg: h.msg, qos: h.qos, retain: false })));
-    if (dropped > 0) this.metrics.inc('messages_dropped_total{reason="queue_full"}', dropped);
-    this.finishPresub(s, w.connack, w.fresh);
-  }
-
-  // ------------------------------------------------------------ admin API
-  private onAdmin(reqId: number, op: AdminShardOp): void {
-    const reply = (status: number, body: unknown): void =>
-      this.coordinator.tell({ t: 'adminShardReply', reqId, shard: this.opts.index, status, body });
-    if (op.op === 'list') {
-      const out: SessionSummary[] = [];
-      for (const s of this.sessions.values()) if (op.uid === undefined || s.uid === op.uid) out.push(sessionSummary(s));
-      return reply(200, out);
-    }
-    const s = this.sessions.get(op.clientId);
-    if (!s) return reply(404, { error: `no session for client id "${op.clientId}"` });
-    switch (op.op) {
-      case 'get':
-        return reply(200, sessionDetail(s));
-      case 'kick': {
-        const kicked = s.binding !== null;
-        if (s.binding) {
-          this.gateways[s.binding.gw]!.tell({ t: 'kick', connId: s.binding.connId, clientId: s.clientId, reason: RC.ADMINISTRATIVE_ACTION, message: 'disconnected by an administrator' });
-          // Closed by the server without DISCONNECT: like any lost connection, the will goes out.
-          this.detached(s, true);
-        }
-        if (op.discard && this.sessions.get(s.clientId) === s) this.destroy(s);
-        return reply(200, { kicked, discarded: !this.sessions.has(op.clientId) });
-      }
-      case 'sub': {
-        const existed = s.subs.has(op.filter);
-        if (!existed && s.subs.size >= this.opts.maxSubscriptionsPerClient) return reply(409, { error: `client "${s.clientId}" is at its subscription limit` });
-        if (this.addSub(s, op.filter, { qos: op.qos, noLocal: false, retainAsPublished: false })) this.routeAdd([op.filter]);
-        s.presub.delete(op.filter);
-        // Answer once every gateway routes the filter here, like a SUBACK.
-        return this.afterRoutes(() => reply(200, { filter: op.filter, qos: op.qos }));
-      }
-      case 'unsub': {
-        const removed = s.subs.delete(op.filter);
-        s.presub.delete(op.filter);
-        if (removed && this.removeSub(s.clientId, op.filter)) this.routeDel([op.filter]);
-        return reply(200, { removed });
-      }
-    }
   }
 
   // ------------------------------------------------------------ delivery
