@@ -63,7 +63,7 @@ export const handlePublish: Handler<IPublishPacket> = (st, p, env) => {
     }
     st.qos2In.add(id);
   }
-  const msg: AppMessage = { topic, payload, qos: p.qos, retain: p.retain, origin: st.clientId };
+  const msg: AppMessage = { topic, payload, qos: p.qos, retain: p.retain, origin: st.clientId, originConn: st.connId };
   if (st.version === 5) {
     const props = propsFromPublish(p.properties);
     if (props) msg.props = props;

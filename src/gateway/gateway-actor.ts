@@ -158,6 +158,17 @@ export class GatewayActor {
         this.shardRefs[this.env.shardOf(m.clientId)]!.tell({ t: 'kicked', connId: m.connId, clientId: m.clientId });
         return;
       }
+      case 'throttle': {
+        const c = this.conns.get(m.connId);
+        if (!c || c.closed) return;
+        // TCP only: a WebSocket cannot stop reading (its frames are bounded instead).
+        this.metrics.inc('publishers_throttled_total');
+        c.io.pause();
+        setTimeout(() => {
+          if (!c.closed && !this.paused) c.io.resume();
+        }, m.ms).unref();
+        return;
+      }
       case 'routeAdd':
         this.routes.add(m.shard, m.filters);
         this.shardRefs[m.shard]!.tell({ t: 'routeAck', gw: this.opts.index, seq: m.seq });

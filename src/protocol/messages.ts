@@ -41,6 +41,8 @@ export interface AppMessage {
    * not delivered to the session that published the original.
    */
   carbon?: boolean;
+  /** The publisher's connection (its gateway is inside the id), for flow control: `throttle`. */
+  originConn?: number;
 }
 
 /** A subscription request after the gateway validated and authorised it. */
@@ -166,6 +168,8 @@ export type GatewayMsg =
   | { t: 'suback'; connId: number; packetId: number; codes: number[] }
   | { t: 'unsuback'; connId: number; packetId: number; codes: number[] }
   | { t: 'kick'; connId: number; clientId: string; reason: number; message: string }
+  /** Flow control: this publisher's messages overflow a session queue; stop reading it for `ms`. */
+  | { t: 'throttle'; connId: number; ms: number }
   | { t: 'routeAdd'; shard: number; filters: string[]; seq: number }
   | { t: 'routeDel'; shard: number; filters: string[] }
   | { t: 'routeSnapshot'; shard: number; filters: string[] }

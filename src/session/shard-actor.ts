@@ -47,6 +47,9 @@ export interface ShardOptions {
 
 type ConnectMsg = Extract<ShardMsg, { t: 'connect' }>;
 
+/** How long a publisher that overflows a queue stops being read (flow control). */
+const THROTTLE_MS = 20;
+
 interface Takeover {
   waitGw: number;
   waitConn: number;
@@ -80,6 +83,8 @@ export class ShardActor implements ShardCore {
   private group: Map<number, DeliverItem[]> | null = null;
   private groupMsg: AppMessage | null = null;
   // Reused per publish: client id -> merged delivery (overlapping subscriptions).
+  /** Publishers paused for flow control, until when (ms). */
+  private readonly throttled = new Map<number, number>();
   private readonly matched = new Map<string, { qos: QoS; rap: boolean; nl: boolean; subIds?: number[] }>();
 
   constructor(
@@ -574,7 +579,26 @@ export class ShardActor implements ShardCore {
       this.metrics.inc('messages_dropped_total{reason="offline_qos0"}');
       return;
     }
-    if (!s.queue.push({ msg, qos, retain, subIds })) this.metrics.inc('messages_dropped_total{reason="queue_full"}');
+    if (!s.queue.push({ msg, qos, retain, subIds })) {
+      this.metrics.inc('messages_dropped_total{reason="queue_full"}');
+      this.throttle(msg);
+    }
+  }
+
+  /**
+   * Flow control towards publishers: one whose messages overflow a session's queue (the
+   * limit drops them, counted) has its socket paused for a moment, so a fast publisher
+   * slows to what the slow subscriber takes instead of losing more. At most one notice
+   * per publisher per pause.
+   */
+  private throttle(msg: AppMessage): void {
+    const connId = msg.originConn;
+    if (connId === undefined) return;
+    const now = Date.now();
+    if ((this.throttled.get(connId) ?? 0) > now) return;
+    if (this.throttled.size > 10_000) for (const [id, until] of this.throttled) if (until <= now) this.throttled.delete(id);
+    this.throttled.set(connId, now + THROTTLE_MS);
+    this.gateways[gatewayOf(connId)]!.tell({ t: 'throttle', connId, ms: THROTTLE_MS });
   }
 
   private window(s: Session): number {

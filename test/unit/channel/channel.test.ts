@@ -336,7 +336,7 @@ describe('channel: PUBLISH', () => {
     expect(routes(fx)).toHaveLength(1);
     expect(sent(fx)).toEqual([]);
     fx = handleIn(st, publish({ qos: 1, messageId: 10, retain: true }), env);
-    expect(routes(fx)).toEqual([{ e: 'route', msg: { topic: 'a/b', payload: Buffer.from('x'), qos: 1, retain: true, origin: 'c1' }, from: { uid: undefined, clientId: 'c1' } }]);
+    expect(routes(fx)).toEqual([{ e: 'route', msg: { topic: 'a/b', payload: Buffer.from('x'), qos: 1, retain: true, origin: 'c1', originConn: expect.any(Number) }, from: { uid: undefined, clientId: 'c1' } }]);
     expect(sent(fx)).toEqual([{ cmd: 'puback', messageId: 10 }]);
     expect(fx).toContainEqual({ e: 'count', series: 'messages_received_total{qos="1"}' });
   });

@@ -786,3 +786,17 @@ describe('ShardActor: fan-out grouping', () => {
     expect(out.filter((m) => m.t === 'deliver')).toEqual([]);
   });
 });
+
+describe('ShardActor: flow control towards publishers', () => {
+  it('a publisher whose message overflows a queue gets one throttle notice per pause; broker-made messages none', async () => {
+    const h = harness({ maxInflight: 1, maxQueuedMessages: 1 });
+    await online(h, 'c1', [['q', 1]]);
+    const publisher = 4242 * 64; // a connection id of gateway 0
+    for (let i = 0; i < 5; i++) h.publish('q', 1, `m${i}`, { originConn: publisher });
+    h.publish('q', 1, 'will');
+    await tick();
+    const throttles = h.take().filter((m) => m.t === 'throttle');
+    expect(throttles).toEqual([{ t: 'throttle', connId: publisher, ms: expect.any(Number) }]);
+    expect(h.metrics.get('messages_dropped_total{reason="queue_full"}')).toBe(4);
+  });
+});
