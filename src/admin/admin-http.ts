@@ -28,8 +28,14 @@ function parseQuery(q: string): Record<string, string> {
   return out;
 }
 
-export function registerAdminRoutes(app: uWS.TemplatedApp, token: string | null, forward: AdminForward, count: (series: string) => void): void {
-  app.any(`${ADMIN_PREFIX}*`, (res, req) => {
+export function registerAdminRoutes(
+  app: uWS.TemplatedApp,
+  token: string | null,
+  forward: AdminForward,
+  count: (series: string) => void,
+  wrap: (h: (res: uWS.HttpResponse, req: uWS.HttpRequest) => void) => (res: uWS.HttpResponse, req: uWS.HttpRequest) => void = (h) => h,
+): void {
+  app.any(`${ADMIN_PREFIX}*`, wrap((res, req) => {
     const state: ResponseState = { aborted: false };
     const method = req.getMethod().toUpperCase();
     // Raw path: client ids may contain '/', which clients percent-encode in one segment.
@@ -70,5 +76,5 @@ export function registerAdminRoutes(app: uWS.TemplatedApp, token: string | null,
         }),
       (err: unknown) => fail(err instanceof HttpError ? err.status : 500, (err as Error).message),
     );
-  });
+  }));
 }

@@ -160,6 +160,11 @@ function checkListItem(item: ListItem, value: unknown): unknown {
     case 'username':
       if (typeof value !== 'string' || value.length === 0) throw new Error(`must be a non-empty string (got ${show(value)})`);
       return value;
+    case 'origin':
+      // What a browser sends in its Origin header: scheme://host[:port], nothing after.
+      if (value !== '*' && (typeof value !== 'string' || !/^https?:\/\/[^/\s]+$/.test(value)))
+        throw new Error(`must be an origin like https://chat.example.com, or * (got ${show(value)})`);
+      return value;
     case 'topicTemplate':
       if (typeof value !== 'string') throw new Error(`must be a topic template string (got ${show(value)})`);
       return parseTemplate(value);

@@ -41,6 +41,7 @@ export interface WsListenerConfig {
   readonly enabled: boolean;
   readonly port: number;
   readonly path: string;
+  readonly corsOrigins: readonly string[];
 }
 
 export interface ListenersConfig {
@@ -188,7 +189,7 @@ export interface AclRulesField extends FieldBase {
 }
 
 /** What the items of a list setting are; each kind has its own validator in load.ts. */
-export type ListItem = 'username' | 'topicTemplate' | 'routingRule' | 'directoryEntry';
+export type ListItem = 'username' | 'origin' | 'topicTemplate' | 'routingRule' | 'directoryEntry';
 
 export interface ListField extends FieldBase {
   readonly kind: 'list';
@@ -242,6 +243,7 @@ export const SCHEMA: SchemaOf<Config> = {
       enabled: bool(true, 'Accept MQTT over WebSocket; HTTP /metrics and /healthz are served on the same port.'),
       port: int(8083, 0, 65535, 'Port for MQTT over WebSocket and HTTP (0 = any free port).'),
       path: str('/mqtt', 'URL path on which WebSocket upgrades are accepted.', /^\/\S*$/, 'a path starting with "/" without spaces'),
+      corsOrigins: list<string>('origin', [], 'Browser origins (e.g. https://chat.example.com, or *) allowed to call /files and /api/v1 from another origin (CORS); [] = none.'),
     },
   },
   threads: {
@@ -381,6 +383,7 @@ export function describeType(spec: FieldSpec): string {
 
 export const LIST_ITEM_DOC: Record<ListItem, string> = {
   username: 'a list of usernames',
+  origin: 'a list of origins (scheme://host[:port], or *)',
   topicTemplate: 'a list of topic templates',
   routingRule: 'a list of routing rules',
   directoryEntry: 'a list of directory entries',

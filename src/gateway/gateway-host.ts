@@ -24,6 +24,7 @@ import { createIdentify } from '../auth/identify.js';
 import { registerAdminRoutes } from '../admin/admin-http.js';
 import { registerFileRoutes } from '../im/files/index.js';
 import { join } from 'node:path';
+import { createCors } from '../transport/cors.js';
 
 export interface GatewayHost {
   actor: GatewayActor;
@@ -113,13 +114,16 @@ export async function startGatewayHost(o: {
             actor.requestMetrics((text) => reply('200 OK', 'text/plain; version=0.0.4; charset=utf-8', text)),
         },
         configure: (app) => {
-          registerAdminRoutes(app, config.admin.token, (req, reply) => actor.requestAdmin(req, reply), (series) => metrics.inc(series));
+          const cors = createCors(config.listeners.ws.corsOrigins);
+          cors.preflight(app, ['/files', '/files/:id/:name', '/api/v1/*']);
+          registerAdminRoutes(app, config.admin.token, (req, reply) => actor.requestAdmin(req, reply), (series) => metrics.inc(series), cors.wrap);
           if (config.im.enabled && config.im.files.enabled) {
             registerFileRoutes(
               app,
               { dir: join(config.dataDir, 'files'), maxBytes: config.im.files.maxBytes, publicUrl: config.im.files.publicUrl },
               (authorization, token) => identify.http(authorization, token),
               { count: (series, n) => metrics.inc(series, n), log },
+              cors.wrap,
             );
           }
         },

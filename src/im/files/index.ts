@@ -18,13 +18,19 @@ function methodNotAllowed(res: uWS.HttpResponse, req: uWS.HttpRequest, allow: st
   sendJson(res, { aborted: false, closeConnection: hasBody }, 405, { error: 'method not allowed' }, { Allow: allow });
 }
 
-export function registerFileRoutes(app: uWS.TemplatedApp, opts: FileStoreOptions, auth: HttpAuth, hooks: FileHooks): void {
+export function registerFileRoutes(
+  app: uWS.TemplatedApp,
+  opts: FileStoreOptions,
+  auth: HttpAuth,
+  hooks: FileHooks,
+  wrap: (h: (res: uWS.HttpResponse, req: uWS.HttpRequest) => void) => (res: uWS.HttpResponse, req: uWS.HttpRequest) => void = (h) => h,
+): void {
   // Synchronous on purpose: this runs once at start, and a directory we cannot create
   // should stop the broker with that error rather than fail every upload.
   mkdirSync(opts.dir, { recursive: true });
-  app.post('/files', (res, req) => handleUpload(res, req, opts, auth, hooks));
-  app.get('/files/:id/:name', (res, req) => handleDownload(res, req, false, opts, auth, hooks));
-  app.head('/files/:id/:name', (res, req) => handleDownload(res, req, true, opts, auth, hooks));
+  app.post('/files', wrap((res, req) => handleUpload(res, req, opts, auth, hooks)));
+  app.get('/files/:id/:name', wrap((res, req) => handleDownload(res, req, false, opts, auth, hooks)));
+  app.head('/files/:id/:name', wrap((res, req) => handleDownload(res, req, true, opts, auth, hooks)));
   app.any('/files', (res, req) => methodNotAllowed(res, req, 'POST'));
   app.any('/files/:id/:name', (res, req) => methodNotAllowed(res, req, 'GET, HEAD'));
 }

@@ -31,7 +31,7 @@ describe('DEFAULTS', () => {
   it('has the documented values', () => {
     expect(DEFAULTS.host).toBe('0.0.0.0');
     expect(DEFAULTS.dataDir).toBe('./data');
-    expect(DEFAULTS.listeners).toEqual({ tcp: { enabled: true, port: 1883 }, ws: { enabled: true, port: 8083, path: '/mqtt' } });
+    expect(DEFAULTS.listeners).toEqual({ tcp: { enabled: true, port: 1883 }, ws: { enabled: true, port: 8083, path: '/mqtt', corsOrigins: [] } });
     expect(DEFAULTS.threads).toEqual({ gateways: 'auto', shards: 'auto' });
     expect(DEFAULTS.limits).toEqual({
       maxConnections: 100000,
@@ -198,7 +198,7 @@ log:
 `);
     const cfg = loadConfig({ file: path, env: {} });
     expect(cfg.host).toBe('127.0.0.1');
-    expect(cfg.listeners).toEqual({ tcp: { enabled: true, port: 1885 }, ws: { enabled: false, port: 8083, path: '/mqtt' } });
+    expect(cfg.listeners).toEqual({ tcp: { enabled: true, port: 1885 }, ws: { enabled: false, port: 8083, path: '/mqtt', corsOrigins: [] } });
     expect(cfg.threads).toEqual({ gateways: 2, shards: 'auto' });
     expect(cfg.limits.maxInflight).toBe(20);
     expect(cfg.auth).toEqual({
@@ -369,6 +369,12 @@ describe('IM list settings', () => {
   it('reads list settings from the environment as JSON', () => {
     const cfg = loadConfig({ env: { SWITCHBOARD_IM__SUPERUSERS: '["ops"]' } });
     expect(cfg.im.superusers).toEqual(['ops']);
+  });
+
+  it('listeners.ws.corsOrigins takes origins or *, nothing with a path', () => {
+    expect(validateConfig({ listeners: { ws: { corsOrigins: ['https://chat.example.com', 'http://localhost:3000', '*'] } } }).listeners.ws.corsOrigins).toHaveLength(3);
+    expect(() => validateConfig({ listeners: { ws: { corsOrigins: ['https://chat.example.com/app'] } } })).toThrow(/corsOrigins\[0\]/);
+    expect(() => validateConfig({ listeners: { ws: { corsOrigins: ['chat.example.com'] } } })).toThrow(/origin/);
   });
 
   it('ignores SWITCHBOARD_ADMIN_URL, which is the admin CLI\'s setting', () => {
