@@ -285,18 +285,13 @@ export function barChart(o: BarChartOptions): string {
     parts.push(`<text x="${left + plotW / 2}" y="${r1(yCursor)}" text-anchor="middle" font-weight="bold">${escapeXml(o.xLabel)}</text>`);
   }
   yCursor += 22;
-  const lg = legend(
+  return finishChart(
+    parts,
     o.series.map((s, si) => ({ name: s.name, color: s.color ?? PALETTE[si % PALETTE.length]!, kind: 'box' as const })),
     width,
     yCursor,
+    o,
   );
-  parts.push(lg.svg);
-  yCursor += lg.height;
-  if (o.note) {
-    yCursor += 4;
-    parts.push(noteLine(o.note, width, yCursor));
-  }
-  return wrap(width, yCursor + 12, parts.join('\n'), o.title);
 }
 
 // ---------------------------------------------------------------------------
@@ -375,11 +370,18 @@ export function lineChart(o: LineChartOptions): string {
   let yCursor = axisY + 40;
   parts.push(`<text x="${left + plotW / 2}" y="${yCursor}" text-anchor="middle" font-weight="bold">${escapeXml(o.xLabel)}${logX ? ' (log scale)' : ''}</text>`);
   yCursor += 24;
-  const lg = legend(
+  return finishChart(
+    parts,
     o.series.map((s, si) => ({ name: s.name, color: s.color ?? PALETTE[si % PALETTE.length]!, kind: 'line' as const, ...(s.dash ? { dash: s.dash } : {}) })),
     width,
     yCursor,
+    o,
   );
+}
+
+/** Legend under the plot, the optional note, and the outer <svg>: the end of every chart. */
+function finishChart(parts: string[], items: Parameters<typeof legend>[0], width: number, yCursor: number, o: { note?: string; title: string }): string {
+  const lg = legend(items, width, yCursor);
   parts.push(lg.svg);
   yCursor += lg.height;
   if (o.note) {

@@ -6,6 +6,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type uWS from 'uWebSockets.js';
 import { HttpError, readBody, sendJson, type ResponseState } from '../transport/http-util.js';
+import type { RouteHandler } from '../transport/cors.js';
 
 export const ADMIN_PREFIX = '/api/v1/';
 const MAX_BODY = 1024 * 1024;
@@ -33,7 +34,7 @@ export function registerAdminRoutes(
   token: string | null,
   forward: AdminForward,
   count: (series: string) => void,
-  wrap: (h: (res: uWS.HttpResponse, req: uWS.HttpRequest) => void) => (res: uWS.HttpResponse, req: uWS.HttpRequest) => void = (h) => h,
+  wrap: (h: RouteHandler) => RouteHandler = (h) => h,
 ): void {
   app.any(`${ADMIN_PREFIX}*`, wrap((res, req) => {
     const state: ResponseState = { aborted: false };

@@ -4,7 +4,7 @@
  * Pure, like every channel handler; the publish handler turns a refusal into the
  * reason code (v5) or a counted drop (3.1.1).
  */
-import { decodeImPayload, encodeImPayload, ImPayloadError } from '../im/payload.js';
+import { decodeImPayload, encodeImPayload, ImPayloadError, type ImMessage } from '../im/payload.js';
 import { imCanPublish } from '../im/im-acl.js';
 import type { ImTopic } from '../im/topics.js';
 import { RC } from '../mqtt/reason-codes.js';
@@ -34,21 +34,20 @@ export function checkImPublish(st: ChannelState, env: ChannelEnv, t: ImTopic, pa
   }
   // Presence is broker-made JSON, not an IM payload; only superusers get here with it.
   if (t.kind === 'p') return { ok: true, payload };
-  let sender: string;
+  let m: ImMessage;
   try {
-    sender = decodeImPayload(payload).sender;
+    m = decodeImPayload(payload);
   } catch (err) {
     if (!(err instanceof ImPayloadError)) throw err;
     // 0x99 Payload format invalid: the spec's answer to an IM payload that does not parse.
     return { ok: false, rc: RC.PAYLOAD_FORMAT_INVALID, why: 'im_payload_invalid', counter: `im_payload_invalid_total{code="${err.code}"}`, detail: err.message };
   }
   const uid = st.im?.uid;
-  if (superuser || sender === uid) return { ok: true, payload };
+  if (superuser || m.sender === uid) return { ok: true, payload };
   if (im.senderCheck === 'rewrite' && uid !== undefined) {
     // The broker knows who published: it writes that identity into the message.
-    const m = decodeImPayload(payload);
     return { ok: true, payload: encodeImPayload({ ...m, sender: uid }), counter: 'im_sender_rewritten_total' };
   }
   // The payload is well formed, but the publisher may not speak as that sender: 0x87.
-  return { ok: false, rc: RC.NOT_AUTHORIZED, why: 'im_sender_mismatch', counter: 'im_sender_mismatch_total', detail: `Sender "${sender}" is not the authenticated uid` };
+  return { ok: false, rc: RC.NOT_AUTHORIZED, why: 'im_sender_mismatch', counter: 'im_sender_mismatch_total', detail: `Sender "${m.sender}" is not the authenticated uid` };
 }

@@ -26,6 +26,7 @@ import { isTopicLevelId, presenceTopic } from '../im/topics.js';
 import type { ImUser } from '../im/im-acl.js';
 import type { SessionSummary } from '../session/session-view.js';
 import { ImState } from './im-state.js';
+import { Replies } from '../runtime/replies.js';
 import { PresenceBook, type PresenceState } from './presence.js';
 import { handleAdmin, type AdminContext, type AdminResponse } from './admin-api.js';
 import type { AdminShardOp, HoldRef, QoS } from '../protocol/messages.js';
@@ -46,27 +47,21 @@ export interface CoordinatorOptions {
   topicLimits: TopicLimits;
 }
 
-interface Gathering {
-  gw: number;
-  /** The gateway's own request id (each gateway numbers its requests from 1). */
-  gwReqId: number;
-  snaps: MetricsSnapshot[];
-  waiting: number;
-  timer: NodeJS.Timeout;
-}
+/** A thread that is restarting must not hang /metrics or an admin edit: they answer after this. */
+const METRICS_DEADLINE_MS = 2000;
+const EDIT_DEADLINE_MS = 5000;
 
 export class CoordinatorActor {
   private readonly retained: RetainedStore;
   private readonly gateways: ActorRef<GatewayMsg>[] = [];
   private readonly shards: ActorRef<ShardMsg>[] = [];
-  private readonly gatherings = new Map<number, Gathering>();
-  private gatherSeq = 0;
+  /** Every thread's metrics snapshot for one /metrics request (our own ids: two gateways may ask with the same number). */
+  private readonly gatherings = new Replies<MetricsSnapshot>();
   /** Admin edits waiting for every shard to apply their pre-subscription changes. */
-  private refreshSeq = 0;
-  private readonly refreshWaits = new Map<number, { waiting: number; done: () => void; timer: NodeJS.Timeout }>();
-  /** Rule edits waiting for every gateway to compile them. */
+  private readonly refreshes = new Replies<void>();
+  /** Rule edits waiting for every gateway to compile them; the id is the rules' version. */
+  private readonly rulesApplied = new Replies<void>();
   private rulesVersion = 0;
-  private readonly rulesWaits = new Map<number, { waiting: number; done: () => void; timer: NodeJS.Timeout }>();
   private readonly started = Date.now();
   private readonly sysTimer?: NodeJS.Timeout;
   /** Extra per-node gauges the supervisor maintains (thread restarts...). */
@@ -75,8 +70,7 @@ export class CoordinatorActor {
   private readonly presence = new PresenceBook();
   /** Holding sessions of directory users who never connected, by uid. */
   private readonly holds = new Map<string, HoldRef>();
-  private adminReq = 0;
-  private readonly adminWaits = new Map<number, { waiting: number; results: AdminResponse[]; done: (r: AdminResponse[]) => void }>();
+  private readonly adminReplies = new Replies<AdminResponse>();
 
   constructor(
     private readonly opts: CoordinatorOptions,
@@ -116,15 +110,8 @@ export class CoordinatorActor {
         return this.gather(m.reqId, m.gw);
       case 'imHello':
         return this.gateways[m.gw]!.tell({ t: 'imRules', rules: this.opts.im.enabled ? this.im.rules : [], version: this.rulesVersion });
-      case 'imRulesApplied': {
-        const w = this.rulesWaits.get(m.version);
-        if (w && --w.waiting === 0) {
-          clearTimeout(w.timer);
-          this.rulesWaits.delete(m.version);
-          w.done();
-        }
-        return;
-      }
+      case 'imRulesApplied':
+        return this.rulesApplied.reply(m.version, undefined);
       case 'imProfileRequest':
         return this.gateways[m.gw]!.tell({ t: 'imProfile', reqId: m.reqId, user: this.profile(m.uid, m.ns, m.groups) });
       case 'presubscribe':
@@ -133,32 +120,12 @@ export class CoordinatorActor {
         return this.onPresence(m.uid, m.ns, m.delta, m.shard);
       case 'adminRequest':
         return this.onAdminRequest(m);
-      case 'presubRefreshed': {
-        const w = this.refreshWaits.get(m.reqId);
-        if (w && --w.waiting === 0) {
-          clearTimeout(w.timer);
-          this.refreshWaits.delete(m.reqId);
-          w.done();
-        }
-        return;
-      }
-      case 'adminShardReply': {
-        const w = this.adminWaits.get(m.reqId);
-        if (!w) return;
-        w.results.push({ status: m.status, body: m.body });
-        if (--w.waiting === 0) {
-          this.adminWaits.delete(m.reqId);
-          w.done(w.results);
-        }
-        return;
-      }
-      case 'metricsReport': {
-        const g = this.gatherings.get(m.reqId);
-        if (!g) return;
-        g.snaps.push(m.snapshot);
-        if (--g.waiting === 0) this.finish(m.reqId);
-        return;
-      }
+      case 'presubRefreshed':
+        return this.refreshes.reply(m.reqId, undefined);
+      case 'adminShardReply':
+        return this.adminReplies.reply(m.reqId, { status: m.status, body: m.body });
+      case 'metricsReport':
+        return this.gatherings.reply(m.reqId, m.snapshot);
     }
   }
 
@@ -247,22 +214,15 @@ export class CoordinatorActor {
    * when the edit is in effect (a message sent right after the answer is delivered).
    */
   private refreshPresub(uids: string[] | null): Promise<void> {
-    const reqId = ++this.refreshSeq;
     return new Promise((done) => {
-      // A restarting shard must not hang the API: after 5 s it answers anyway.
-      const timer = setTimeout(() => {
-        this.refreshWaits.delete(reqId);
-        done();
-      }, 5000);
-      this.refreshWaits.set(reqId, { waiting: this.shards.length, done, timer });
+      const reqId = this.refreshes.expect(this.shards.length, () => done(), EDIT_DEADLINE_MS);
       for (const s of this.shards) s.tell({ t: 'presubRefresh', uids, reqId });
     });
   }
 
   private askShards(shards: number[], op: AdminShardOp): Promise<AdminResponse[]> {
-    const reqId = ++this.adminReq;
     return new Promise((done) => {
-      this.adminWaits.set(reqId, { waiting: shards.length, results: [], done });
+      const reqId = this.adminReplies.expect(shards.length, done);
       for (const i of shards) this.shards[i]!.tell({ t: 'admin', reqId, op });
     });
   }
@@ -278,20 +238,16 @@ export class CoordinatorActor {
     shardOp: async (op) => (await this.askShards([shardOf(op.clientId, this.shards.length)], op))[0]!,
     templatesChanged: () => this.refreshPresub(null),
     userChanged: (uid, entry) => {
-      for (const g of this.gateways) g.tell({ t: 'imUserUpdate', user: this.profile(uid) });
+      const user = this.profile(uid);
+      for (const g of this.gateways) g.tell({ t: 'imUserUpdate', user });
       if (entry && this.opts.im.presubscribe.holdNewUsers) this.createHold(entry);
       return this.refreshPresub([uid]);
     },
     rulesChanged: () => {
       // Answered once every gateway compiled the new rules: a publish right after the
       // answer, through any gateway, sees them.
-      const version = ++this.rulesVersion;
       return new Promise<void>((done) => {
-        const timer = setTimeout(() => {
-          this.rulesWaits.delete(version);
-          done();
-        }, 5000);
-        this.rulesWaits.set(version, { waiting: this.gateways.length, done, timer });
+        const version = (this.rulesVersion = this.rulesApplied.expect(this.gateways.length, () => done(), EDIT_DEADLINE_MS));
         for (const g of this.gateways) g.tell({ t: 'imRules', rules: this.im.rules, version });
       });
     },
@@ -299,31 +255,18 @@ export class CoordinatorActor {
   };
 
   private gather(gwReqId: number, gw: number): void {
-    // Our own id: two gateways may ask with the same number at the same time.
-    const reqId = ++this.gatherSeq;
     const peers = [...this.gateways, ...this.shards];
-    const g: Gathering = {
-      gw,
-      gwReqId,
-      snaps: [],
-      waiting: peers.length,
-      // A thread that is restarting must not hang /metrics: answer with what arrived.
-      timer: setTimeout(() => this.finish(reqId), 2000),
-    };
-    this.gatherings.set(reqId, g);
+    // At the deadline, answer with what arrived.
+    const reqId = this.gatherings.expect(peers.length, (snaps) => this.finish(snaps, gw, gwReqId), METRICS_DEADLINE_MS);
     for (const p of peers) p.tell({ t: 'collectMetrics', reqId });
   }
 
-  private finish(reqId: number): void {
-    const g = this.gatherings.get(reqId);
-    if (!g) return;
-    clearTimeout(g.timer);
-    this.gatherings.delete(reqId);
+  private finish(snaps: MetricsSnapshot[], gw: number, gwReqId: number): void {
     this.metrics.set('retained_messages', this.retained.size);
     this.metrics.set('uptime_seconds', Math.round((Date.now() - this.started) / 1000));
     for (const [k, v] of Object.entries(this.nodeCounters)) this.metrics.setCounter(k, v);
-    g.snaps.push(this.metrics.snapshot());
-    this.gateways[g.gw]!.tell({ t: 'metricsText', reqId: g.gwReqId, text: renderMetrics(g.snaps) });
+    snaps.push(this.metrics.snapshot());
+    this.gateways[gw]!.tell({ t: 'metricsText', reqId: gwReqId, text: renderMetrics(snaps) });
   }
 
   private publishSys(): void {
@@ -338,8 +281,9 @@ export class CoordinatorActor {
   close(): void {
     this.im.close();
     if (this.sysTimer) clearInterval(this.sysTimer);
-    for (const g of this.gatherings.values()) clearTimeout(g.timer);
-    for (const w of this.refreshWaits.values()) clearTimeout(w.timer);
-    for (const w of this.rulesWaits.values()) clearTimeout(w.timer);
+    this.gatherings.close();
+    this.refreshes.close();
+    this.rulesApplied.close();
+    this.adminReplies.close();
   }
 }

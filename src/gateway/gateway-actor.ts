@@ -26,6 +26,7 @@ import { afterAuth, handleIn, newChannelState, sessionReady, sessionRefused, typ
 import type { AuthResult } from '../channel/connect.js';
 import type { ConnIO, ConnSink } from '../transport/connection.js';
 import { RouteTable } from './route-table.js';
+import { Replies } from '../runtime/replies.js';
 import { GENERATION_SPAN, makeConnId } from './conn-id.js';
 import { encodePublishFast, toPacket } from './encode.js';
 import { applyRules, compileRules, type CompiledRules } from '../im/rules.js';
@@ -92,16 +93,14 @@ export class GatewayActor {
   private paused = false;
   private accepting = true;
   private readonly timer: NodeJS.Timeout;
-  private metricsReq = 0;
-  private readonly metricsWaiters = new Map<number, (text: string) => void>();
+  /** Requests to the coordinator, one reply each. */
+  private readonly metricsReplies = new Replies<string>();
   private snapshotsPending = 0;
   /** Compiled copy of the coordinator's routing rules (evaluated on the publish path). */
   private rules: CompiledRules = compileRules([]);
   private rulesReceived = false;
-  private imReq = 0;
-  private readonly imWaiters = new Map<number, (user: ImUser) => void>();
-  private adminReq = 0;
-  private readonly adminWaiters = new Map<number, (status: number, body: unknown) => void>();
+  private readonly imReplies = new Replies<ImUser>();
+  private readonly adminReplies = new Replies<{ status: number; body: unknown }>();
   private readyResolve?: () => void;
   /** Resolves once every shard sent its route snapshot: only then is it safe to accept. */
   readonly ready: Promise<void>;
@@ -185,28 +184,18 @@ export class GatewayActor {
         this.rulesReceived = true;
         this.coordinator.tell({ t: 'imRulesApplied', gw: this.opts.index, version: m.version });
         return this.checkReady();
-      case 'imProfile': {
-        const w = this.imWaiters.get(m.reqId);
-        this.imWaiters.delete(m.reqId);
-        return w?.(m.user);
-      }
+      case 'imProfile':
+        return this.imReplies.reply(m.reqId, m.user);
       case 'imUserUpdate':
         // Directory change: live connections of that user see their new groups at once.
         for (const c of this.conns.values()) if (c.st.im?.uid === m.user.uid) c.st.im = m.user;
         return;
-      case 'adminReply': {
-        const w = this.adminWaiters.get(m.reqId);
-        this.adminWaiters.delete(m.reqId);
-        return w?.(m.status, m.body);
-      }
+      case 'adminReply':
+        return this.adminReplies.reply(m.reqId, { status: m.status, body: m.body });
       case 'shardDown':
         return this.onShardDown(m.shard);
-      case 'metricsText': {
-        const w = this.metricsWaiters.get(m.reqId);
-        this.metricsWaiters.delete(m.reqId);
-        w?.(m.text);
-        return;
-      }
+      case 'metricsText':
+        return this.metricsReplies.reply(m.reqId, m.text);
       case 'collectMetrics':
         return this.coordinator.tell({ t: 'metricsReport', reqId: m.reqId, snapshot: this.snapshot() });
     }
@@ -385,8 +374,7 @@ export class GatewayActor {
           return;
         }
         // An identified user: the coordinator's directory gives namespace and groups.
-        const reqId = ++this.imReq;
-        this.imWaiters.set(reqId, (user) => {
+        const reqId = this.imReplies.expect(1, ([user]) => {
           if (!c.closed) this.apply(c, afterAuth(c.st, 'ok', this.env, user));
         });
         this.coordinator.tell({ t: 'imProfileRequest', reqId, gw: this.opts.index, uid: outcome.uid, ns: outcome.ns, groups: outcome.groups });
@@ -574,15 +562,13 @@ export class GatewayActor {
 
   /** Admin API: the coordinator owns the state; the gateway only carries the request. */
   requestAdmin(req: { method: string; path: string; query: Record<string, string>; body: unknown }, reply: (status: number, body: unknown) => void): void {
-    const reqId = ++this.adminReq;
-    this.adminWaiters.set(reqId, reply);
+    const reqId = this.adminReplies.expect(1, ([r]) => reply(r!.status, r!.body));
     this.coordinator.tell({ t: 'adminRequest', reqId, gw: this.opts.index, ...req });
   }
 
   /** /metrics: the coordinator gathers every thread's snapshot and renders the text. */
   requestMetrics(reply: (text: string) => void): void {
-    const reqId = ++this.metricsReq;
-    this.metricsWaiters.set(reqId, reply);
+    const reqId = this.metricsReplies.expect(1, ([text]) => reply(text!));
     this.coordinator.tell({ t: 'metricsRequest', reqId, gw: this.opts.index });
   }
 

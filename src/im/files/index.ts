@@ -7,6 +7,7 @@ import { sendJson } from '../../transport/http-util.js';
 import { handleDownload } from './download.js';
 import type { FileHooks, FileStoreOptions, HttpAuth } from './types.js';
 import { handleUpload } from './upload.js';
+import type { RouteHandler } from '../../transport/cors.js';
 
 export type { FileHooks, FileMeta, FileStoreOptions, HttpAuth } from './types.js';
 
@@ -23,7 +24,7 @@ export function registerFileRoutes(
   opts: FileStoreOptions,
   auth: HttpAuth,
   hooks: FileHooks,
-  wrap: (h: (res: uWS.HttpResponse, req: uWS.HttpRequest) => void) => (res: uWS.HttpResponse, req: uWS.HttpRequest) => void = (h) => h,
+  wrap: (h: RouteHandler) => RouteHandler = (h) => h,
 ): void {
   // Synchronous on purpose: this runs once at start, and a directory we cannot create
   // should stop the broker with that error rather than fail every upload.
