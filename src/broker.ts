@@ -36,6 +36,9 @@ import { startGatewayHost, type GatewayHost } from './gateway/gateway-host.js';
 import { startShardHost } from './session/shard-host.js';
 import { MAX_GATEWAYS, firstConnId } from './gateway/conn-id.js';
 import { findFreePort } from './transport/free-port.js';
+import { lockDataDir, openStore, storeDir } from './store/open.js';
+import { reshardIfNeeded } from './store/reshard.js';
+import type { ShardActor } from './session/shard-actor.js';
 
 export const VERSION = '0.1.0';
 /** Shards are a bitmask in the route table (31 bits of a JS int). */
@@ -70,6 +73,11 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
   const system = new ActorSystem(MAIN, placementOf(topology));
   system.onActorError = (actor, err) => log.error({ err, actor }, 'actor failed on a message');
   const connCounter = new Int32Array(new SharedArrayBuffer(4));
+  // The coordinator's store keeps the shard layout: a data dir written with another shard
+  // count is redistributed before any shard opens its store.
+  const unlock = config.store.durability === 'memory' ? () => {} : lockDataDir(config.dataDir);
+  const coordinatorStore = openStore(config, 'coordinator');
+  if (config.store.durability !== 'memory') await reshardIfNeeded(storeDir(config.dataDir), shardCount(topology), coordinatorStore, log);
   const metrics = new Metrics('main');
   metrics.mailboxDepth = () => system.mailboxDepth();
   const coordinator = new CoordinatorActor(
@@ -83,6 +91,7 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
       im: config.im,
       dataDir: config.dataDir,
       topicLimits: config.limits,
+      store: coordinatorStore,
     },
     system,
     metrics,
@@ -132,6 +141,18 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
     return first;
   };
 
+  const stopWorker = (rec: ThreadRec): Promise<void> =>
+    new Promise<void>((resolve) => {
+      rec.stopping = true;
+      const timer = setTimeout(() => void rec.worker.terminate().then(() => resolve()), 5000);
+      rec.worker.on('message', (m: FromWorker) => {
+        if (m.t !== 'stopped') return;
+        clearTimeout(timer);
+        void rec.worker.terminate().then(() => resolve());
+      });
+      rec.worker.postMessage({ t: 'stop' } satisfies ToWorker);
+    });
+
   const onExit = (rec: ThreadRec, code: number): void => {
     if (threads.get(rec.name) === rec) threads.delete(rec.name);
     system.removeLink(rec.name);
@@ -141,13 +162,19 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
     else void restartGateways();
   };
 
+  const tellGateways = (m: GatewayMsg): void => {
+    for (let g = 0; g < gatewayCount(topology); g++) system.ref<GatewayMsg>(gatewayName(g)).tell(m);
+  };
+
   const restartShard = async (index: number): Promise<void> => {
     restarts.shard++;
     coordinator.nodeCounters['thread_restarts_total{role="shard"}'] = restarts.shard;
+    // At once: the gateways close the connections whose session lived there and stop
+    // taking publishes that would go to it, until it is back (its sessions come back from
+    // its store; a publish routed to a dead thread would be lost).
+    tellGateways({ t: 'shardDown', shard: index });
     await spawn('shard', index);
-    // The new shard is empty: gateways drop its routes, close the connections whose
-    // session lived there, and ask for its (empty) route snapshot.
-    for (let g = 0; g < gatewayCount(topology); g++) system.ref<GatewayMsg>(gatewayName(g)).tell({ t: 'shardDown', shard: index });
+    tellGateways({ t: 'shardUp', shard: index });
     coordinator.shardRestarted(index);
     log.info({ shard: index }, 'shard restarted');
   };
@@ -187,7 +214,8 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
   };
 
   // Shards first, so gateways get their route snapshots before they accept anything.
-  if (topology.shardThreads === 0) startShardHost({ system, index: 0, config, topology, log });
+  const localShards: ShardActor[] = [];
+  if (topology.shardThreads === 0) localShards.push(startShardHost({ system, index: 0, config, topology, log }));
   else await Promise.all(Array.from({ length: topology.shardThreads }, (_, i) => spawn('shard', i)));
   coordinator.createHolds();
   if (topology.gatewayThreads === 0) {
@@ -197,18 +225,6 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
   } else {
     await startGateways(false);
   }
-
-  const stopWorker = (rec: ThreadRec): Promise<void> =>
-    new Promise<void>((resolve) => {
-      rec.stopping = true;
-      const timer = setTimeout(() => void rec.worker.terminate().then(() => resolve()), 5000);
-      rec.worker.on('message', (m: FromWorker) => {
-        if (m.t !== 'stopped') return;
-        clearTimeout(timer);
-        void rec.worker.terminate().then(() => resolve());
-      });
-      rec.worker.postMessage({ t: 'stop' } satisfies ToWorker);
-    });
 
   return {
     tcpPort: listen.tcpPort,
@@ -231,7 +247,9 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
       const all = [...threads.values()];
       await Promise.all(all.filter((r) => r.role === 'gateway').map(stopWorker));
       await Promise.all(all.filter((r) => r.role === 'shard').map(stopWorker));
-      coordinator.close();
+      for (const sh of localShards) await sh.close();
+      await coordinator.close();
+      unlock();
       metrics.close();
       system.close();
     },

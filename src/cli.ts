@@ -57,11 +57,25 @@ async function main(argv: string[]): Promise<number> {
         lines.push(`  metrics / health     http://${host}:${broker.wsPort}/metrics  /healthz`);
       }
       lines.push(`  data directory       ${config.dataDir}`);
+      lines.push(
+        config.store.durability === 'memory'
+          ? '  store                memory (nothing is kept across restarts)'
+          : `  store                LMDB in ${config.dataDir}/store, durability ${config.store.durability}`,
+      );
       process.stderr.write(lines.join('\n') + '\n');
       log.info({ tcp: broker.tcpPort, ws: broker.wsPort, dataDir: config.dataDir }, 'listening');
       await new Promise<void>((resolve) => {
+        let stopping = false;
         const stop = (sig: string) => {
+          if (stopping) return;
+          stopping = true;
           log.info({ signal: sig }, 'stopping');
+          // A stop that hangs (a stuck thread) must not keep a supervisor waiting forever:
+          // past shutdownTimeout the process exits anyway; what was committed is safe.
+          setTimeout(() => {
+            log.error({ seconds: config.shutdownTimeout }, 'graceful stop took longer than shutdownTimeout; exiting');
+            process.exit(1);
+          }, config.shutdownTimeout * 1000).unref();
           broker.close().then(resolve, (err: unknown) => {
             log.error({ err }, 'error while stopping');
             resolve();
@@ -69,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
         };
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
+        watchParent(() => stop('parent exited'));
       });
       log.info('stopped');
       return 0;
@@ -76,10 +91,28 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * A broker started by a wrapper (npm, a shell, a process manager) that goes away without
+ * passing the signal on would live on as an orphan holding its ports: when the parent
+ * changes (the orphan is adopted by init or a subreaper), the broker stops gracefully.
+ * Started by init itself (systemd, a container's PID 1) there is nothing to watch.
+ */
+function watchParent(onGone: () => void): void {
+  const parent = process.ppid;
+  if (parent <= 1) return;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    onGone();
+  }, 500);
+  timer.unref();
+}
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof ConfigError || (err as { code?: string })?.code === 'USERS_FILE_INVALID') {
+    const code = (err as { code?: string })?.code;
+    if (err instanceof ConfigError || code === 'USERS_FILE_INVALID' || code === 'DATA_DIR_IN_USE') {
       process.stderr.write(`switchboard: ${(err as Error).message}\n`);
       process.exit(2);
     }

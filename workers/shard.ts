@@ -1,10 +1,13 @@
 /** Session shard thread: wiring only. */
 import { bootThread } from './thread-main.js';
 import { startShardHost } from '../src/session/shard-host.js';
+import type { ShardActor } from '../src/session/shard-actor.js';
 
+let shard: ShardActor | undefined;
 const { init, log, system, post } = bootThread(
-  async () => {},
+  // Graceful stop: the store is committed and closed (nothing written is left behind).
+  async () => shard?.close(),
   () => {},
 );
-startShardHost({ system, index: init.index, config: init.config, topology: init.topology, log });
+shard = startShardHost({ system, index: init.index, config: init.config, topology: init.topology, log });
 post({ t: 'ready' });

@@ -40,6 +40,13 @@ const HELP: Record<string, string> = {
   link_pending_records: 'Cross-thread records sent and not yet handled by the peer',
   thread_restarts_total: 'Worker threads restarted by the supervisor, by role',
   uptime_seconds: 'Seconds since the broker started',
+  store_bytes: 'Bytes of the store (LMDB pages in use) per owning thread',
+  store_entries: 'Records in the store per owning thread (sessions, messages, bodies, retained)',
+  store_errors_total: 'Store commits that failed (their publishes were never acknowledged)',
+  sessions_evicted: 'Offline sessions whose messages are in the store only (not in memory)',
+  sessions_evicted_total: 'Offline sessions whose messages were moved out of memory',
+  messages_duplicate_dropped_total: 'QoS 2 PUBLISHes resent after a crash and not delivered again',
+  acks_waiting_commit: 'PUBACK/PUBREC held until the store committed the message (durability sync)',
 };
 
 function nameOf(series: string): string {

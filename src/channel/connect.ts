@@ -13,7 +13,7 @@ import type { ImUser } from '../im/im-acl.js';
 import { parseImTopic } from '../im/topics.js';
 import { checkImPublish } from './im-check.js';
 import { HOLD_PREFIX } from '../im/topics.js';
-import { protocolError, type ChannelEnv, type ChannelState, type Effect, type Handler } from './types.js';
+import { expiryCap, protocolError, type ChannelEnv, type ChannelState, type Effect, type Handler } from './types.js';
 
 function refuse(st: ChannelState, v5: number, v3: number, why: string, counter = 'auth_failures_total'): Effect[] {
   st.phase = 'closed';
@@ -99,13 +99,13 @@ export function afterAuth(st: ChannelState, result: AuthResult, env: ChannelEnv,
   const cp = p.properties;
   if (st.version === 5) {
     const asked = cp?.sessionExpiryInterval ?? 0;
-    st.sessionExpiry = Math.min(asked, limits.maxSessionExpiryInterval);
+    st.sessionExpiry = Math.min(asked, expiryCap(st, limits));
     st.expiryCapped = st.sessionExpiry !== asked;
     st.receiveMaximum = cp?.receiveMaximum ?? 65535;
     st.maxPacketSizeOut = cp?.maximumPacketSize ?? 268435455;
   } else {
     // 3.1.1: CleanSession=0 sessions last until the configured maximum expiry.
-    st.sessionExpiry = p.clean ? 0 : limits.maxSessionExpiryInterval;
+    st.sessionExpiry = p.clean ? 0 : expiryCap(st, limits);
   }
   st.keepalive = p.keepalive ?? 0;
   if (st.version === 5 && (st.keepalive > limits.maxKeepAlive || (st.keepalive === 0 && limits.maxKeepAlive < 65535))) {

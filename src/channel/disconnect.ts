@@ -5,14 +5,14 @@
  */
 import type { IDisconnectPacket } from 'mqtt-packet';
 import { RC } from '../mqtt/reason-codes.js';
-import { protocolError, type Effect, type Handler } from './types.js';
+import { expiryCap, protocolError, type Effect, type Handler } from './types.js';
 
 export const handleDisconnect: Handler<IDisconnectPacket> = (st, p, env) => {
   let expiry: number | undefined;
   const asked = p.properties?.sessionExpiryInterval;
   if (st.version === 5 && asked !== undefined) {
     if (st.sessionExpiry === 0 && asked !== 0) return protocolError(st, RC.PROTOCOL_ERROR, 'expiry_after_zero');
-    expiry = Math.min(asked, env.limits.maxSessionExpiryInterval);
+    expiry = Math.min(asked, expiryCap(st, env.limits));
   }
   const publishWill = st.version === 5 && p.reasonCode === RC.DISCONNECT_WITH_WILL;
   st.phase = 'closed';

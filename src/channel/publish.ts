@@ -61,16 +61,17 @@ export const handlePublish: Handler<IPublishPacket> = (st, p, env) => {
       // bound the set anyway.
       return protocolError(st, RC.RECEIVE_MAXIMUM_EXCEEDED, 'receive_maximum');
     }
-    st.qos2In.add(id);
+    // With held acks the id is remembered when the PUBREC goes out (gateway-actor.ts).
+    if (!env.holdAcks) st.qos2In.add(id);
   }
   const msg: AppMessage = { topic, payload, qos: p.qos, retain: p.retain, origin: st.clientId, originConn: st.connId };
   if (st.version === 5) {
     const props = propsFromPublish(p.properties);
     if (props) msg.props = props;
   }
-  out.push({ e: 'route', msg, from: { uid: st.im?.uid, clientId: st.clientId } });
-  if (p.qos === 1) out.push({ e: 'send', packet: { cmd: 'puback', messageId: p.messageId } });
-  else if (p.qos === 2) out.push({ e: 'send', packet: { cmd: 'pubrec', messageId: p.messageId } });
+  const route: Effect = { e: 'route', msg, from: { uid: st.im?.uid, clientId: st.clientId } };
+  if (p.qos > 0) route.ack = { cmd: p.qos === 1 ? 'puback' : 'pubrec', messageId: p.messageId! };
+  out.push(route);
   return out;
 };
 

@@ -50,7 +50,14 @@ export interface ChannelLimits {
   maxTopicLevels: number;
   maxClientIdLength: number;
   maxSessionExpiryInterval: number;
+  maxAnonymousSessionExpiry: number;
   maxKeepAlive: number;
+}
+
+/** The longest session expiry this client may have: anonymous clients get a shorter cap. */
+export function expiryCap(st: ChannelState, limits: ChannelLimits): number {
+  const anonymous = st.username === undefined && st.im === undefined;
+  return anonymous ? Math.min(limits.maxSessionExpiryInterval, limits.maxAnonymousSessionExpiry) : limits.maxSessionExpiryInterval;
 }
 
 /** The IM layer's settings the channel needs; null when im.enabled is false. */
@@ -65,18 +72,34 @@ export interface ChannelEnv {
   acl: AclView;
   shardOf(clientId: string): number;
   newClientId(): string;
+  /**
+   * Durability `sync`: the gateway sends a publish's PUBACK/PUBREC only once every
+   * destination committed it, so an inbound QoS 2 id is remembered at that point (the
+   * gateway does it), not when the PUBLISH arrives.
+   */
+  holdAcks?: boolean;
 }
 
 export type Effect =
   | { e: 'send'; packet: Packet }
   | { e: 'shard'; msg: ShardMsg }
-  /** Route a client's message; `from` is who published it, for the routing rules. */
-  | { e: 'route'; msg: AppMessage; from?: { uid?: string; clientId: string } }
+  /**
+   * Route a client's message; `from` is who published it, for the routing rules; `ack`
+   * is the PUBACK/PUBREC to send once routed (at once, or once committed: `holdAcks`).
+   */
+  | { e: 'route'; msg: AppMessage; from?: { uid?: string; clientId: string }; ack?: AckPacket }
+  /** The client released an inbound QoS 2 packet id (PUBREL) [MQTT-4.3.3-11]. */
+  | { e: 'released'; packetId: number }
   | { e: 'log'; msg: string; data: Record<string, unknown> }
   | { e: 'auth'; username?: string; password?: Buffer }
   /** Close the connection; for v5 a DISCONNECT with `reason` is sent first when given. */
   | { e: 'close'; reason?: number; why: string; counter?: string }
   | { e: 'count'; series: string; n?: number };
+
+export interface AckPacket {
+  cmd: 'puback' | 'pubrec';
+  messageId: number;
+}
 
 export type Handler<P> = (st: ChannelState, packet: P, env: ChannelEnv) => Effect[];
 

@@ -69,6 +69,8 @@ export interface LimitsConfig {
   readonly maxKeepAlive: number;
   readonly connectTimeout: number;
   readonly maxSessions: number;
+  readonly maxAnonymousSessions: number;
+  readonly maxAnonymousSessionExpiry: number;
 }
 
 export interface JwtAuthConfig {
@@ -114,6 +116,14 @@ export interface ImConfig {
   readonly files: FilesConfig;
 }
 
+export const DURABILITIES = ['sync', 'async', 'memory'] as const;
+export type Durability = (typeof DURABILITIES)[number];
+
+export interface StoreConfig {
+  readonly durability: Durability;
+  readonly evictOfflineAfter: number;
+}
+
 export interface AdminConfig {
   readonly token: string | null;
 }
@@ -129,6 +139,8 @@ export interface LogConfig {
 export interface Config {
   readonly host: string;
   readonly dataDir: string;
+  readonly store: StoreConfig;
+  readonly shutdownTimeout: number;
   readonly listeners: ListenersConfig;
   readonly threads: ThreadsConfig;
   readonly limits: LimitsConfig;
@@ -234,6 +246,15 @@ const list = <T>(item: ListItem, def: readonly T[], doc: string): ListField & { 
 export const SCHEMA: SchemaOf<Config> = {
   host: str('0.0.0.0', 'Listen address for all listeners.', NON_EMPTY, 'a non-empty string'),
   dataDir: str('./data', 'Directory where state and uploaded files live (relative to the working directory).', NON_EMPTY, 'a non-empty string'),
+  store: {
+    durability: enumOf(
+      DURABILITIES,
+      'sync',
+      'sync: persistent sessions, their messages and retained messages are kept in LMDB under dataDir, and a QoS 1/2 PUBLISH is acknowledged only once committed; async: the same store, acknowledged before the commit (a crash may lose the last few ms); memory: nothing is written (a restart loses every session).',
+    ),
+    evictOfflineAfter: int(60, 0, INT32_MAX, 'Seconds an offline persistent session keeps its messages in memory; then they live only in the store until its client reconnects (sync and async; with memory they stay in memory).'),
+  },
+  shutdownTimeout: int(10, 1, 3600, 'Seconds a graceful stop (SIGTERM/SIGINT) may take: clients are told (v5 DISCONNECT 0x8B), stores flushed; then the process exits anyway.'),
   listeners: {
     tcp: {
       enabled: bool(true, 'Accept plain MQTT over TCP.'),
@@ -273,6 +294,10 @@ export const SCHEMA: SchemaOf<Config> = {
     connectTimeout: int(10, 1, 3600, 'Seconds a new connection may take to send CONNECT and be accepted before it is closed.'),
     // Offline persistent sessions outlive their connections, so maxConnections does not bound them.
     maxSessions: int(1_000_000, 1, INT32_MAX, 'Sessions per node, online and offline (split evenly over the shards); a new session beyond it is refused (v5 CONNACK 0x97, 3.1.1 0x03).'),
+    // Anyone can open a persistent session when anonymous access is on; these bound what
+    // clients that never come back can leave behind.
+    maxAnonymousSessions: int(100_000, 0, INT32_MAX, 'Persistent sessions (expiry > 0) of clients without a username, per node (split over the shards); a new one beyond it is refused (v5 0x97, 3.1.1 0x03).'),
+    maxAnonymousSessionExpiry: int(86_400, 0, 4_294_967_295, 'Seconds; caps the session expiry of clients without a username (v5 CONNACK reports the capped value).'),
   },
   auth: {
     allowAnonymous: bool(true, 'Accept clients that send no username.'),

@@ -149,7 +149,7 @@ async function putTemplates(body: unknown, ctx: AdminContext): Promise<AdminResp
     return parsed(() => parseTemplate(x));
   });
   ctx.state.templates = templates;
-  ctx.state.save();
+  await ctx.state.save();
   await ctx.templatesChanged();
   return ok({ templates });
 }
@@ -173,13 +173,13 @@ async function directory(seg: string[], req: AdminRequest, ctx: AdminContext, no
     if (b.uid !== undefined && b.uid !== uid) throw new ApiError(400, `uid in the body ("${String(b.uid)}") differs from the path ("${uid}")`);
     const entry = parsed(() => parseDirectoryEntry({ ...b, uid }));
     dir.set(uid, entry);
-    ctx.state.save();
+    await ctx.state.save();
     await ctx.userChanged(uid, entry);
     return ok(entry);
   }
   if (m === 'DELETE') {
     if (!dir.delete(uid)) throw new ApiError(404, `no directory entry for uid "${uid}"`);
-    ctx.state.save();
+    await ctx.state.save();
     await ctx.userChanged(uid, undefined);
     return ok({ deleted: true });
   }
@@ -191,7 +191,7 @@ async function rules(seg: string[], req: AdminRequest, ctx: AdminContext, notAll
   const st = ctx.state;
   const commit = async (next: RoutingRule[]): Promise<void> => {
     st.rules = next;
-    st.save();
+    await st.save();
     await ctx.rulesChanged();
   };
   if (seg.length === 1) {

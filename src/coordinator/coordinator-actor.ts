@@ -31,7 +31,10 @@ import { PresenceBook, type PresenceState } from './presence.js';
 import { handleAdmin, type AdminContext, type AdminResponse } from './admin-api.js';
 import type { AdminShardOp, HoldRef, QoS } from '../protocol/messages.js';
 
-import { HOLD_PREFIX } from '../im/topics.js';
+import { HOLD_PREFIX, parseImTopic } from '../im/topics.js';
+import type { Store } from '../store/types.js';
+import { storedMessage } from '../store/message.js';
+import { gatewayOf } from '../gateway/conn-id.js';
 
 export interface CoordinatorOptions {
   gateways: number;
@@ -45,6 +48,8 @@ export interface CoordinatorOptions {
   im: ImConfig;
   dataDir: string;
   topicLimits: TopicLimits;
+  /** The coordinator's own store: retained messages. */
+  store: Store;
 }
 
 /** A thread that is restarting must not hang /metrics or an admin edit: they answer after this. */
@@ -81,11 +86,13 @@ export class CoordinatorActor {
     for (let i = 0; i < opts.gateways; i++) this.gateways.push(system.ref(gatewayName(i)));
     for (let i = 0; i < opts.shards; i++) this.shards.push(system.ref(shardName(i)));
     this.retained = new RetainedStore(opts.maxRetainedMessages);
-    this.im = new ImState(opts.im, opts.dataDir);
+    this.restoreRetained();
+    this.im = new ImState(opts.im, opts.store, opts.dataDir);
     this.adminContext.state = this.im;
     this.adminContext.limits = opts.topicLimits;
-    if (this.im.source === 'file')
-      log.info('IM templates, directory and rules loaded from im-state.json in the data directory (runtime edits win over the config; delete the file to go back to it)');
+    if (this.im.source === 'file') log.info('IM templates, directory and rules moved from im-state.json into the store (renamed im-state.json.migrated)');
+    else if (this.im.source === 'store')
+      log.info('IM templates, directory and rules loaded from the store (runtime edits through the admin API win over the config)');
     if (opts.sysInterval > 0) {
       // Once now, so the (retained) $SYS tree is there for the first subscribers rather
       // than only after the first interval; no session exists yet to deliver it to.
@@ -98,8 +105,7 @@ export class CoordinatorActor {
   receive(m: CoordinatorMsg): void {
     switch (m.t) {
       case 'retain':
-        if (!this.retained.set(m.msg)) this.metrics.inc('messages_dropped_total{reason="retained_full"}');
-        return;
+        return this.onRetain(m.msg, m.ack);
       case 'retainedRequest': {
         const msgs: Array<{ msg: AppMessage; opts: (typeof m.subs)[number]['opts'] }> = [];
         for (const s of m.subs) for (const msg of this.retained.match(s.filter)) msgs.push({ msg, opts: s.opts });
@@ -127,6 +133,52 @@ export class CoordinatorActor {
       case 'metricsReport':
         return this.gatherings.reply(m.reqId, m.snapshot);
     }
+  }
+
+  /**
+   * Keeps (or deletes) a retained message, in memory and in the store; `ack` (durability
+   * sync) is answered to the publisher's gateway once committed.
+   */
+  private onRetain(msg: AppMessage, ack?: number): void {
+    if (!this.retained.set(msg)) this.metrics.inc('messages_dropped_total{reason="retained_full"}');
+    // $SYS is remade at every start and every few seconds: not worth a write.
+    else if (!msg.topic.startsWith('$SYS/')) {
+      if (msg.payload.length === 0) this.opts.store.deleteRetained(msg.topic);
+      else this.opts.store.putRetained(storedMessage(msg));
+    }
+    if (ack === undefined || msg.originConn === undefined) return;
+    const gw = this.gateways[gatewayOf(msg.originConn)]!;
+    this.opts.store.commit().then(
+      () => gw.tell({ t: 'committed', ids: [ack] }),
+      (err: unknown) => {
+        this.metrics.inc('store_errors_total');
+        this.log.error({ err }, 'store commit failed: the retained publish stays unacknowledged');
+      },
+    );
+  }
+
+  /**
+   * Retained messages back from the store; expired ones are purged. Presence is reset:
+   * nobody is connected to a broker that is starting, whatever was retained before.
+   */
+  private restoreRetained(): void {
+    const now = Date.now();
+    let n = 0;
+    for (const msg of this.opts.store.loadRetained()) {
+      if (msg.props?.expiresAt !== undefined && msg.props.expiresAt <= now) {
+        this.opts.store.deleteRetained(msg.topic);
+        continue;
+      }
+      const im = this.opts.im.enabled ? parseImTopic(msg.topic) : null;
+      if (im?.kind === 'p') {
+        const offline: PresenceState = { uid: im.id, online: false, devices: 0, ts: now };
+        msg.payload = Buffer.from(JSON.stringify(offline));
+        this.opts.store.putRetained(msg);
+      }
+      if (this.retained.set(msg)) n++;
+      else this.opts.store.deleteRetained(msg.topic); // the limit was lowered since
+    }
+    if (n > 0) this.log.info({ retained: n }, 'retained messages restored from the store');
   }
 
   /** Publishes a broker-made message (every shard matches it; retained ones are kept). */
@@ -263,6 +315,9 @@ export class CoordinatorActor {
 
   private finish(snaps: MetricsSnapshot[], gw: number, gwReqId: number): void {
     this.metrics.set('retained_messages', this.retained.size);
+    const st = this.opts.store.stats();
+    this.metrics.set('store_bytes', st.bytes);
+    this.metrics.set('store_entries', st.entries);
     this.metrics.set('uptime_seconds', Math.round((Date.now() - this.started) / 1000));
     for (const [k, v] of Object.entries(this.nodeCounters)) this.metrics.setCounter(k, v);
     snaps.push(this.metrics.snapshot());
@@ -278,8 +333,10 @@ export class CoordinatorActor {
     sys('clients/connected', Atomics.load(this.opts.connCounter, 0));
   }
 
-  close(): void {
+  /** Graceful stop: IM state saved, the store committed and closed. */
+  async close(): Promise<void> {
     this.im.close();
+    await this.opts.store.close();
     if (this.sysTimer) clearInterval(this.sysTimer);
     this.gatherings.close();
     this.refreshes.close();

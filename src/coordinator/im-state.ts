@@ -2,14 +2,18 @@
  * The IM layer's editable state, owned by the coordinator: pre-subscription templates,
  * the user directory, the routing rules, and (with holdNewUsers) which users have ever
  * connected. Seeded from the configuration; once edited through the admin API it is
- * kept in `{dataDir}/im-state.json` and that file wins at the next start (the log says
- * so), because runtime edits must survive restarts.
+ * kept in the coordinator's store (document `im`) and wins at the next start (the log
+ * says so), because runtime edits must survive restarts.
+ *
+ * Earlier versions kept it in `{dataDir}/im-state.json`: such a file is read once, moved
+ * into the store and renamed `im-state.json.migrated`.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ImConfig } from '../config/schema.js';
 import { parseDirectoryEntry, parseTemplate, type DirectoryEntry } from '../im/presub.js';
 import { parseRule, type RoutingRule } from '../im/rules.js';
+import type { Store } from '../store/types.js';
 
 interface StateFile {
   version: 1;
@@ -19,6 +23,9 @@ interface StateFile {
   seen: string[];
 }
 
+/** The store document holding the state. */
+const DOC = 'im';
+
 export class ImState {
   templates: string[];
   readonly directory = new Map<string, DirectoryEntry>();
@@ -26,63 +33,81 @@ export class ImState {
   /** Users who connected at least once (only tracked with holdNewUsers). */
   readonly seen = new Set<string>();
   /** Where the state came from, for the start-up log. */
-  readonly source: 'config' | 'file';
-  private readonly file: string;
+  readonly source: 'config' | 'store' | 'file';
   private saveTimer?: NodeJS.Timeout;
 
-  constructor(cfg: ImConfig, dataDir: string) {
-    this.file = join(dataDir, 'im-state.json');
-    const saved = readState(this.file);
-    this.source = saved ? 'file' : 'config';
+  constructor(
+    cfg: ImConfig,
+    private readonly store: Store,
+    dataDir?: string,
+  ) {
+    let saved = parseState(store.getDoc<unknown>(DOC), 'the store');
+    let source: ImState['source'] = saved ? 'store' : 'config';
+    const legacy = dataDir === undefined ? undefined : join(dataDir, 'im-state.json');
+    if (!saved && legacy !== undefined && existsSync(legacy)) {
+      saved = parseState(readJson(legacy), legacy);
+      source = 'file';
+    }
+    this.source = source;
     this.templates = [...(saved?.templates ?? cfg.presubscribe.templates)];
     this.rules = [...(saved?.rules ?? cfg.rules)];
     for (const e of saved?.directory ?? cfg.presubscribe.directory) this.directory.set(e.uid, e);
     for (const uid of saved?.seen ?? []) this.seen.add(uid);
+    if (source === 'file') {
+      // Moved into the store once; the file stays beside it, renamed, for the record.
+      this.store.putDoc(DOC, this.data());
+      void this.store.commit().then(() => renameSync(legacy!, `${legacy}.migrated`));
+    }
   }
 
-  /** Writes now (admin edits: the API answers after the state is durable). */
-  save(): void {
+  private data(): StateFile {
+    return { version: 1, templates: this.templates, directory: [...this.directory.values()], rules: this.rules, seen: [...this.seen] };
+  }
+
+  /** Writes now; resolves once durable (admin edits are answered after that). */
+  save(): Promise<void> {
     clearTimeout(this.saveTimer);
     this.saveTimer = undefined;
-    const data: StateFile = { version: 1, templates: this.templates, directory: [...this.directory.values()], rules: this.rules, seen: [...this.seen] };
-    mkdirSync(join(this.file, '..'), { recursive: true });
-    // Write then rename: a crash mid-write never leaves a torn file behind.
-    writeFileSync(`${this.file}.tmp`, JSON.stringify(data, null, 1));
-    renameSync(`${this.file}.tmp`, this.file);
+    this.store.putDoc(DOC, this.data());
+    return this.store.commit();
   }
 
   /** Coalesces frequent small changes (first logins) into one write per second. */
   saveSoon(): void {
     if (this.saveTimer) return;
-    this.saveTimer = setTimeout(() => this.save(), 1000);
+    this.saveTimer = setTimeout(() => void this.save(), 1000);
     this.saveTimer.unref();
   }
 
+  /** Graceful stop: a pending coalesced write goes now. */
   close(): void {
-    if (this.saveTimer) this.save();
+    if (this.saveTimer) void this.save();
   }
 }
 
-function readState(file: string): StateFile | undefined {
-  let text: string;
+function readJson(file: string): unknown {
   try {
-    text = readFileSync(file, 'utf8');
+    return JSON.parse(readFileSync(file, 'utf8')) as unknown;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
+    throw new Error(`the IM state in ${file} is not valid (${(err as Error).message}); fix or delete it`);
   }
+}
+
+function parseState(raw: unknown, where: string): StateFile | undefined {
+  if (raw === undefined) return undefined; // nothing saved yet
   try {
-    const raw = JSON.parse(text) as Partial<StateFile>;
-    if (raw.version !== 1) throw new Error(`unknown version ${String(raw.version)}`);
+    if (raw === null || typeof raw !== 'object') throw new Error('not an object');
+    const r = raw as Partial<StateFile>;
+    if (r.version !== 1) throw new Error(`unknown version ${String(r.version)}`);
     return {
       version: 1,
-      templates: (raw.templates ?? []).map((t) => parseTemplate(t)),
-      directory: (raw.directory ?? []).map((e) => parseDirectoryEntry(e)),
-      rules: uniqueRules((raw.rules ?? []).map((r) => parseRule(r))),
-      seen: (raw.seen ?? []).filter((s): s is string => typeof s === 'string'),
+      templates: (r.templates ?? []).map((t) => parseTemplate(t)),
+      directory: (r.directory ?? []).map((e) => parseDirectoryEntry(e)),
+      rules: uniqueRules((r.rules ?? []).map((x) => parseRule(x))),
+      seen: (r.seen ?? []).filter((x): x is string => typeof x === 'string'),
     };
   } catch (err) {
-    throw new Error(`${file} is not a valid IM state file (${(err as Error).message}); fix or delete it`);
+    throw new Error(`the IM state in ${where} is not valid (${(err as Error).message}); fix or delete it`);
   }
 }
 

@@ -31,6 +31,8 @@ import { GENERATION_SPAN, makeConnId } from './conn-id.js';
 import { encodePublishFast, toPacket } from './encode.js';
 import { applyRules, compileRules, type CompiledRules } from '../im/rules.js';
 import type { ImUser } from '../im/im-acl.js';
+import type { AckPacket } from '../channel/types.js';
+import { COORDINATOR_BIT, PendingAcks, type PendingAck } from './pending-acks.js';
 
 export interface GatewayOptions {
   index: number;
@@ -44,6 +46,11 @@ export interface GatewayOptions {
   generation: number;
   /** Node-wide open-connection counter shared by every gateway (Int32Array over a SAB). */
   connCounter: Int32Array;
+  /**
+   * Store durability: 'sync' holds PUBACK/PUBREC until committed (pending-acks.ts);
+   * 'sync' and 'async' tag QoS 2 publishes so shards can drop a resend after a crash.
+   */
+  durability: 'sync' | 'async' | 'memory';
 }
 
 /** The outcome of CONNECT authentication; `uid` (and token hints) for an identified user. */
@@ -80,7 +87,15 @@ interface Conn {
   opened: number;
   early: Packet[];
   closed: boolean;
+  /**
+   * Effects waiting for a restarting shard (its thread died; it comes back with its
+   * sessions): applied in order once it is up, the socket paused meanwhile.
+   */
+  deferred?: Effect[][];
 }
+
+/** Effect lists one connection may have waiting for a restarting shard before it is closed. */
+const MAX_DEFERRED = 1000;
 
 export class GatewayActor {
   private readonly conns = new Map<number, Conn>();
@@ -101,6 +116,10 @@ export class GatewayActor {
   private rulesReceived = false;
   private readonly imReplies = new Replies<ImUser>();
   private readonly adminReplies = new Replies<{ status: number; body: unknown }>();
+  /** Shards whose thread is restarting (bits): nothing that needs them is taken meanwhile. */
+  private downShards = 0;
+  /** Durability sync: acks waiting for their commits. */
+  private readonly acks = new PendingAcks((a) => this.releaseAck(a));
   private readyResolve?: () => void;
   /** Resolves once every shard sent its route snapshot: only then is it safe to accept. */
   readonly ready: Promise<void>;
@@ -129,12 +148,18 @@ export class GatewayActor {
     switch (m.t) {
       case 'deliver':
         return this.onDeliver(m.connId, m.out);
+      case 'committed':
+        return this.acks.committed(m.ids);
       case 'deliverGroup':
         return this.onDeliverGroup(m.msg, m.items);
       case 'connack': {
         const c = this.conns.get(m.connId);
         if (!c) return;
         if (m.refused) return this.apply(c, sessionRefused(c.st, m.refused));
+        // A new session: the client resends no earlier QoS 2 PUBLISH, so the shards forget
+        // the packet ids it used before (their resend check). Before its first publish,
+        // on the same links.
+        if (!m.sessionPresent && this.opts.durability !== 'memory') this.broadcast({ t: 'released', origin: c.st.clientId, packetId: null });
         this.apply(c, sessionReady(c.st, m.sessionPresent, m.qos2In, this.env));
         // Packets the client sent before CONNACK now run in order.
         const early = c.early;
@@ -174,11 +199,15 @@ export class GatewayActor {
         return;
       case 'routeDel':
         return this.routes.remove(m.shard, m.filters);
-      case 'routeSnapshot':
+      case 'routeSnapshot': {
+        const wasDown = (this.downShards & (1 << m.shard)) !== 0;
+        this.downShards &= ~(1 << m.shard);
         this.routes.dropShard(m.shard);
         this.routes.add(m.shard, m.filters);
+        if (wasDown) this.resumeDeferred();
         this.snapshotsPending--;
         return this.checkReady();
+      }
       case 'imRules':
         this.rules = compileRules(m.rules);
         this.rulesReceived = true;
@@ -194,6 +223,9 @@ export class GatewayActor {
         return this.adminReplies.reply(m.reqId, { status: m.status, body: m.body });
       case 'shardDown':
         return this.onShardDown(m.shard);
+      case 'shardUp':
+        // Back, with its sessions restored: its route snapshot replaces the old routes.
+        return this.shardRefs[m.shard]!.tell({ t: 'routeSync', gw: this.opts.index });
       case 'metricsText':
         return this.metricsReplies.reply(m.reqId, m.text);
       case 'collectMetrics':
@@ -301,6 +333,7 @@ export class GatewayActor {
     c.closed = true;
     this.conns.delete(c.id);
     this.dirty.delete(c);
+    this.acks.dropConn(c.id);
     Atomics.sub(this.opts.connCounter, 0, 1);
   }
 
@@ -337,17 +370,23 @@ export class GatewayActor {
 
   // ------------------------------------------------------------ effects
   private apply(c: Conn, effects: Effect[]): void {
+    if (c.deferred || (this.downShards !== 0 && this.needsDownShard(c, effects))) return this.defer(c, effects);
     for (const ef of effects) {
       switch (ef.e) {
         case 'send':
+          // A refused or duplicate publish's ack keeps its place behind held ones.
+          if ((ef.packet.cmd === 'puback' || ef.packet.cmd === 'pubrec') && this.acks.queueReady(c.id, ef.packet)) break;
           this.write(c, ef.packet);
+          break;
+        case 'released':
+          if (this.opts.durability !== 'memory') this.broadcast({ t: 'released', origin: c.st.clientId, packetId: ef.packetId });
           break;
         case 'shard':
           if (ef.msg.t === 'connect') ef.msg.gw = this.opts.index;
           this.tellShard(c, ef.msg);
           break;
         case 'route':
-          this.route(ef.msg, ef.from);
+          this.route(ef.msg, ef.from, ef.ack && { c, ack: ef.ack });
           break;
         case 'log':
           this.log.info(ef.data, ef.msg);
@@ -362,6 +401,52 @@ export class GatewayActor {
           this.close(c, { reason: ef.reason, why: ef.why, counter: ef.counter });
           break;
       }
+    }
+  }
+
+  /** Would these effects reach a shard whose thread is restarting? */
+  private needsDownShard(c: Conn, effects: Effect[]): boolean {
+    for (const ef of effects) {
+      if (ef.e === 'shard' && this.downShards & (1 << c.st.shard)) return true;
+      if (ef.e === 'route' && this.routeNeedsDownShard(ef.msg, ef.from)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * A shard is restarting: what this connection does next waits (in order, socket
+   * paused) rather than be lost in the dead thread's mailbox. Bounded.
+   */
+  private defer(c: Conn, effects: Effect[]): void {
+    if (c.closed) return;
+    if (!c.deferred) {
+      c.deferred = [];
+      c.io.pause();
+      this.metrics.inc('connections_deferred_total');
+    }
+    if (c.deferred.length >= MAX_DEFERRED) {
+      c.deferred = undefined;
+      this.close(c, { reason: RC.SERVER_BUSY, why: 'too much waiting for a restarting session shard', notifyShard: false });
+      return;
+    }
+    c.deferred.push(effects);
+  }
+
+  /** A shard is back: connections waiting for it go on (or wait for another one still down). */
+  private resumeDeferred(): void {
+    for (const c of [...this.conns.values()]) {
+      if (!c.deferred || c.closed) continue;
+      const lists = c.deferred;
+      c.deferred = undefined;
+      for (let i = 0; i < lists.length; i++) {
+        if (c.closed) return;
+        if (c.deferred) {
+          (c.deferred as Effect[][]).push(...lists.slice(i));
+          break;
+        }
+        this.apply(c, lists[i]!);
+      }
+      if (!c.deferred && !c.closed && !this.paused) c.io.resume();
     }
   }
 
@@ -389,28 +474,69 @@ export class GatewayActor {
   /**
    * The publish path, step 1: the routing rules (for client messages; a rule-made message
    * is not matched again), then the route-table lookup, one message per interested shard.
+   * `ack`: the publisher's PUBACK/PUBREC, sent now or, with durability sync, once every
+   * destination committed the message.
    */
-  route(msg: AppMessage, from?: { uid?: string; clientId: string }): void {
+  route(msg: AppMessage, from?: { uid?: string; clientId: string }, ack?: { c: Conn; ack: AckPacket }): void {
+    const held = ack && this.opts.durability === 'sync' ? this.acks.open(ack.c.id, ack.ack) : undefined;
+    // QoS 2 on a durable store: shards remember (publisher, packet id, part) to drop a resend.
+    const pid = ack?.ack.cmd === 'pubrec' && this.opts.durability !== 'memory' ? ack.ack.messageId : undefined;
+    let deliverOriginal = true;
     if (from && this.rules.size > 0) {
       const o = applyRules(this.rules, msg.topic, { sender: from.uid, clientId: from.clientId });
       if (o.skipped > 0) this.metrics.inc('im_rule_actions_skipped_total', o.skipped);
+      let part = 0;
       for (const topic of o.copies) {
         this.metrics.inc('im_rule_messages_total');
         // Never retained: the copy is a delivery, the original alone may be kept.
-        this.routeOne({ ...msg, topic, retain: false, carbon: true });
+        this.routeOne({ ...msg, topic, retain: false, carbon: true }, held, pid, ++part);
       }
-      if (!o.deliverOriginal) {
-        this.metrics.inc('im_rule_originals_withheld_total');
-        return;
-      }
+      deliverOriginal = o.deliverOriginal;
+      if (!deliverOriginal) this.metrics.inc('im_rule_originals_withheld_total');
     }
-    this.routeOne(msg);
+    if (deliverOriginal) this.routeOne(msg, held, pid, 0);
+    if (held) this.acks.seal(held);
+    else if (ack) this.writeAck(ack.c, ack.ack);
   }
 
-  private routeOne(msg: AppMessage): void {
+  private routeNeedsDownShard(msg: AppMessage, from?: { uid?: string; clientId: string }): boolean {
+    if (this.routes.lookup(msg.topic) & this.downShards) return true;
+    if (!from || this.rules.size === 0) return false;
+    const o = applyRules(this.rules, msg.topic, { sender: from.uid, clientId: from.clientId });
+    return o.copies.some((t) => (this.routes.lookup(t) & this.downShards) !== 0);
+  }
+
+  private routeOne(msg: AppMessage, held: PendingAck | undefined, pid: number | undefined, part: number): void {
     const mask = this.routes.lookup(msg.topic);
-    for (let i = 0; mask >>> i !== 0; i++) if (mask & (1 << i)) this.shardRefs[i]!.tell({ t: 'publish', msg });
-    if (msg.retain) this.coordinator.tell({ t: 'retain', msg });
+    const ackId = held?.id;
+    const dedup = pid !== undefined ? { packetId: pid, part } : undefined;
+    for (let i = 0; mask >>> i !== 0; i++) {
+      if (!(mask & (1 << i))) continue;
+      this.shardRefs[i]!.tell(dedup ? { t: 'publish', msg, ack: ackId, dedup } : ackId !== undefined ? { t: 'publish', msg, ack: ackId } : { t: 'publish', msg });
+      if (held) this.acks.expect(held, 1 << i);
+    }
+    if (msg.retain) {
+      this.coordinator.tell(ackId !== undefined ? { t: 'retain', msg, ack: ackId } : { t: 'retain', msg });
+      if (held) this.acks.expect(held, COORDINATOR_BIT);
+    }
+  }
+
+  /** A PUBACK/PUBREC whose publish is routed (and, with held acks, committed). */
+  private writeAck(c: Conn, ack: AckPacket): void {
+    if (c.closed) return;
+    if (ack.cmd === 'pubrec' && this.opts.durability === 'sync') c.st.qos2In.add(ack.messageId);
+    this.write(c, ack as Packet);
+  }
+
+  private releaseAck(a: PendingAck): void {
+    const c = this.conns.get(a.connId);
+    if (!c || c.closed) return;
+    if (a.id === 0) this.write(c, a.packet as Packet); // a refusal queued behind held acks
+    else this.writeAck(c, a.packet as AckPacket);
+  }
+
+  private broadcast(m: ShardMsg): void {
+    for (const s of this.shardRefs) s.tell(m);
   }
 
   private onDeliver(connId: number, out: Outbound[]): void {
@@ -552,12 +678,19 @@ export class GatewayActor {
   }
 
   private onShardDown(shard: number): void {
-    this.routes.dropShard(shard);
+    // Its routes stay: the shard comes back with its persistent sessions, and the snapshot
+    // it then sends replaces them. Until then what needs it waits (defer).
+    this.downShards |= 1 << shard;
+    // Publishers whose acks wait for that shard will not hear from it: closed without the
+    // ack, they resend after reconnecting (the shards drop QoS 2 resends they took in).
+    for (const connId of this.acks.waitingOn(1 << shard)) {
+      const c = this.conns.get(connId);
+      if (c) this.close(c, { reason: RC.UNSPECIFIED_ERROR, why: 'a session shard restarted before the publish was committed' });
+    }
     for (const c of [...this.conns.values()]) {
       if (c.st.shard === shard && c.st.phase !== 'new')
         this.close(c, { reason: RC.UNSPECIFIED_ERROR, why: 'session shard restarted', notifyShard: false });
     }
-    this.shardRefs[shard]!.tell({ t: 'routeSync', gw: this.opts.index });
   }
 
   /** Admin API: the coordinator owns the state; the gateway only carries the request. */
@@ -577,6 +710,7 @@ export class GatewayActor {
     for (const c of this.conns.values()) by[c.io.transport]!++;
     this.metrics.set('connections{transport="tcp"}', by.tcp!);
     this.metrics.set('connections{transport="ws"}', by.ws!);
+    this.metrics.set('acks_waiting_commit', this.acks.size);
     this.metrics.mailboxDepth = () => this.system.mailboxDepth();
     return this.metrics.snapshot();
   }

@@ -59,6 +59,7 @@ export async function startGatewayHost(o: {
     shardOf: (clientId) => shardOf(clientId, shards),
     newClientId: () => `auto-${randomBytes(9).toString('base64url')}`,
     im: config.im.enabled ? { senderCheck: config.im.senderCheck, superusers: new Set(config.im.superusers) } : null,
+    holdAcks: config.store.durability === 'sync',
   };
   // No users file: no password table, so only the anonymous rule applies and the pool
   // that would verify hashes is never started.
@@ -82,6 +83,7 @@ export async function startGatewayHost(o: {
       connectTimeout: limits.connectTimeout,
       generation: o.generation ?? 0,
       connCounter: o.connCounter,
+      durability: config.store.durability,
     },
     system,
     env,

@@ -9,7 +9,7 @@
  * Bump PROTOCOL_VERSION whenever a message changes shape: threads of one process always
  * share a version, but the cluster bus (a later issue) will check it.
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 import type { ImUser } from '../im/im-acl.js';
 import type { RoutingRule } from '../im/rules.js';
@@ -107,7 +107,15 @@ export type ShardMsg =
     }
   | { t: 'subscribe'; connId: number; clientId: string; packetId: number; subs: SubRequest[]; subId?: number }
   | { t: 'unsubscribe'; connId: number; clientId: string; packetId: number; filters: string[] }
-  | { t: 'publish'; msg: AppMessage }
+  /**
+   * `ack` (durability sync): answer `committed` to the publisher's gateway once the
+   * message is durable here. `dedup` (QoS 2 from a client, durable store): the publisher's
+   * packet id and which part of the publish this is (0 = the message, n = the n-th rule
+   * copy), so a PUBLISH resent after a crash is not delivered twice [MQTT-4.3.3-10].
+   */
+  | { t: 'publish'; msg: AppMessage; ack?: number; dedup?: { packetId: number; part: number } }
+  /** The publisher released (PUBREL) an inbound QoS 2 packet id, or every one (null: new session). */
+  | { t: 'released'; origin: string; packetId: number | null }
   | { t: 'ack'; connId: number; clientId: string; kind: 'puback' | 'pubrec' | 'pubcomp'; packetId: number }
   | { t: 'routeAck'; gw: number; seq: number }
   /** The gateway closed a connection the shard kicked (takeover), or no longer had it. */
@@ -165,6 +173,8 @@ export type GatewayMsg =
   | { t: 'deliver'; connId: number; out: Outbound[] }
   /** One publish to many connections of this gateway (fan-out): encoded once per shape. */
   | { t: 'deliverGroup'; msg: AppMessage; items: DeliverItem[] }
+  /** Durability sync: these publishes (`ack` tokens of this gateway) are committed at the sender. */
+  | { t: 'committed'; ids: number[] }
   | { t: 'suback'; connId: number; packetId: number; codes: number[] }
   | { t: 'unsuback'; connId: number; packetId: number; codes: number[] }
   | { t: 'kick'; connId: number; clientId: string; reason: number; message: string }
@@ -173,7 +183,10 @@ export type GatewayMsg =
   | { t: 'routeAdd'; shard: number; filters: string[]; seq: number }
   | { t: 'routeDel'; shard: number; filters: string[] }
   | { t: 'routeSnapshot'; shard: number; filters: string[] }
+  /** A shard thread died: its sessions' connections close; publishes that would reach it are refused until `shardUp`. */
   | { t: 'shardDown'; shard: number }
+  /** The shard is back (restored from its store): ask for its routes. */
+  | { t: 'shardUp'; shard: number }
   | { t: 'metricsText'; reqId: number; text: string }
   /** IM profile of an authenticated uid (namespace, groups), for the IM ACL. */
   | { t: 'imProfile'; reqId: number; user: ImUser }
@@ -186,7 +199,8 @@ export type GatewayMsg =
 
 // ---------------------------------------------------------------- to the coordinator
 export type CoordinatorMsg =
-  | { t: 'retain'; msg: AppMessage }
+  /** Keep (or delete, empty payload) a retained message; `ack` as for a shard's `publish`. */
+  | { t: 'retain'; msg: AppMessage; ack?: number }
   | {
       t: 'retainedRequest';
       shard: number;

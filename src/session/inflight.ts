@@ -15,6 +15,9 @@ export interface InflightEntry {
   subIds?: number[];
   /** 'publish': waiting for PUBACK/PUBREC; 'pubrel': PUBREL sent, waiting for PUBCOMP. */
   state: 'publish' | 'pubrel';
+  /** Stored stream position and body (persistent sessions; journal.ts). */
+  seq?: number;
+  body?: number;
 }
 
 export class Inflight {
@@ -33,6 +36,12 @@ export class Inflight {
     this.nextId = id === 65535 ? 1 : id + 1;
     this.entries.set(id, entry);
     return id;
+  }
+
+  /** Puts back an entry read from the store, under the packet id it was sent with [MQTT-4.4.0-1]. */
+  restore(id: number, entry: InflightEntry): void {
+    this.entries.set(id, entry);
+    this.nextId = id === 65535 ? 1 : id + 1;
   }
 
   get(id: number): InflightEntry | undefined {

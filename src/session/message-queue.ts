@@ -11,10 +11,13 @@ export interface QueuedMessage {
   qos: QoS;
   retain: boolean;
   subIds?: number[];
+  /** Position in the session's stored stream and the stored body (persistent sessions; journal.ts). */
+  seq?: number;
+  body?: number;
 }
 
 export class MessageQueue {
-  private items: (QueuedMessage | undefined)[] = [];
+  private slots: (QueuedMessage | undefined)[] = [];
   private head = 0;
   private count = 0;
   readonly capacity: number;
@@ -30,8 +33,8 @@ export class MessageQueue {
   /** Returns false (and stores nothing) when the queue is full. */
   push(m: QueuedMessage): boolean {
     if (this.count >= this.capacity) return false;
-    if (this.count === this.items.length) this.grow();
-    this.items[(this.head + this.count) % this.items.length] = m;
+    if (this.count === this.slots.length) this.grow();
+    this.slots[(this.head + this.count) % this.slots.length] = m;
     this.count++;
     return true;
   }
@@ -51,24 +54,29 @@ export class MessageQueue {
 
   shift(): QueuedMessage | undefined {
     if (this.count === 0) return undefined;
-    const m = this.items[this.head];
-    this.items[this.head] = undefined;
-    this.head = (this.head + 1) % this.items.length;
+    const m = this.slots[this.head];
+    this.slots[this.head] = undefined;
+    this.head = (this.head + 1) % this.slots.length;
     this.count--;
     return m;
   }
 
+  /** The waiting messages, oldest first (the queue is not changed). */
+  *items(): IterableIterator<QueuedMessage> {
+    for (let i = 0; i < this.count; i++) yield this.slots[(this.head + i) % this.slots.length]!;
+  }
+
   clear(): void {
-    this.items = [];
+    this.slots = [];
     this.head = 0;
     this.count = 0;
   }
 
   private grow(): void {
-    const n = Math.min(this.capacity, Math.max(8, this.items.length * 2));
+    const n = Math.min(this.capacity, Math.max(8, this.slots.length * 2));
     const next: (QueuedMessage | undefined)[] = new Array(n);
-    for (let i = 0; i < this.count; i++) next[i] = this.items[(this.head + i) % this.items.length];
-    this.items = next;
+    for (let i = 0; i < this.count; i++) next[i] = this.slots[(this.head + i) % this.slots.length];
+    this.slots = next;
     this.head = 0;
   }
 }

@@ -180,7 +180,10 @@ export class PresubAgent {
     const s = this.core.sessions.get(m.holdClientId);
     const msgs: Array<{ msg: AppMessage; qos: QoS }> = [];
     if (s?.hold) {
-      for (let q = s.queue.shift(); q; q = s.queue.shift()) msgs.push({ msg: q.msg, qos: q.qos });
+      this.core.journal.reload(s); // held messages may be on disk only
+      for (const q of s.queue.items()) msgs.push({ msg: q.msg, qos: q.qos });
+      // Handed over, not lost: the queue goes (and its stored records) before destroy counts it.
+      for (let q = s.queue.shift(); q; q = s.queue.shift()) this.core.journal.done(s, q);
       this.core.destroy(s);
     }
     this.core.toShard(m.toShard, { t: 'heldMessages', reqId: m.reqId, clientId: m.toClientId, msgs });
@@ -197,6 +200,7 @@ export class PresubAgent {
     // Held messages are older than anything the new session got since it subscribed.
     const dropped = s.queue.prepend(m.msgs.map((h) => ({ msg: h.msg, qos: h.qos, retain: false })));
     if (dropped > 0) this.core.metrics.inc('messages_dropped_total{reason="queue_full"}', dropped);
+    this.core.journal.requeue(s);
     this.finish(s, w.connack, w.fresh);
   }
 }

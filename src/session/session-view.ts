@@ -22,8 +22,8 @@ export function sessionSummary(s: Session): SessionSummary {
     online: s.binding !== null,
     protocolVersion: s.protocolVersion,
     subscriptions: s.subs.size,
-    queued: s.queue.size,
-    inflight: s.inflight.size,
+    queued: s.queuedCount,
+    inflight: s.inflightCount,
     expiry: s.expiry,
   };
   if (s.uid !== undefined) out.uid = s.uid;

@@ -5,8 +5,16 @@
  */
 import type { SubOptions, WillMessage } from '../protocol/messages.js';
 import { Inflight } from './inflight.js';
-import { MessageQueue } from './message-queue.js';
+import { MessageQueue, type QueuedMessage } from './message-queue.js';
 import type { LongTimer } from './long-timeout.js';
+
+/** What memory keeps of an evicted session's messages (see journal.ts). */
+export interface Evicted {
+  queued: number;
+  inflight: number;
+  /** Queued while evicted and perhaps not committed yet: a reload before the commit reads them here. */
+  tail: QueuedMessage[];
+}
 
 export interface Binding {
   gw: number;
@@ -42,10 +50,31 @@ export class Session {
   present = false;
   /** A holding session (im.presubscribe.holdNewUsers): keeps messages for a user's first session. */
   hold = false;
+  /** Counted against limits.maxAnonymousSessions. */
+  anonymous = false;
+  /** The store may hold a record or a message of this session (see journal.ts). */
+  stored = false;
+  /** When the connection went away (ms since the epoch); kept so expiry survives a restart. */
+  offlineSince?: number;
+  /**
+   * Offline with its messages only in the store (journal.ts, `evict`): the queue and the
+   * inflight window are empty in memory and these count what the store holds. Null while
+   * the messages are in memory.
+   */
+  evicted: Evicted | null = null;
 
   constructor(clientId: string, queueCapacity: number) {
     this.clientId = clientId;
     this.queue = new MessageQueue(queueCapacity);
+  }
+
+  /** Messages waiting, in memory or (evicted) in the store. */
+  get queuedCount(): number {
+    return this.evicted ? this.evicted.queued : this.queue.size;
+  }
+
+  get inflightCount(): number {
+    return this.evicted ? this.evicted.inflight : this.inflight.size;
   }
 
   isBoundTo(connId: number): boolean {

@@ -31,6 +31,11 @@ import type { Logger } from 'pino';
 import { gatewayOf } from '../gateway/conn-id.js';
 import { RC } from '../mqtt/reason-codes.js';
 import { longTimeout } from './long-timeout.js';
+import { Journal } from './journal.js';
+import { messageFingerprint } from '../store/message.js';
+import { restoreSessions } from './restore.js';
+import type { Store } from '../store/types.js';
+import type { QueuedMessage } from './message-queue.js';
 
 export interface ShardOptions {
   index: number;
@@ -41,9 +46,23 @@ export interface ShardOptions {
   maxSubscriptionsPerClient: number;
   /** Sessions this shard may hold (its share of limits.maxSessions). */
   maxSessions: number;
+  /** Persistent sessions of anonymous clients this shard may hold (its share of limits.maxAnonymousSessions). */
+  maxAnonymousSessions: number;
   /** IM layer on: new sessions of IM users are pre-subscribed, presence is reported. */
   im: boolean;
+  /** Where persistent sessions are written (journal.ts); this shard is its only writer. */
+  store: Store;
+  /**
+   * Offline this long (ms), a persistent session's messages leave memory and live only in
+   * the store until its client is back (null: never, the memory store).
+   */
+  evictAfterMs: number | null;
+  /** QoS 2 resend-check entries older than this (ms; the longest a session lives) are purged. */
+  dedupMaxAgeMs: number;
 }
+
+/** How often offline sessions are checked for eviction. */
+const EVICT_SWEEP_MS = 5000;
 
 type ConnectMsg = Extract<ShardMsg, { t: 'connect' }>;
 
@@ -86,6 +105,10 @@ export class ShardActor implements ShardCore {
   /** Publishers paused for flow control, until when (ms). */
   private readonly throttled = new Map<number, number>();
   private readonly matched = new Map<string, { qos: QoS; rap: boolean; nl: boolean; subIds?: number[] }>();
+  readonly journal: Journal;
+  private readonly sweep?: NodeJS.Timeout;
+  /** Persistent sessions of anonymous clients (limits.maxAnonymousSessions). */
+  private anonymous = 0;
 
   constructor(
     private readonly opts: ShardOptions,
@@ -98,6 +121,73 @@ export class ShardActor implements ShardCore {
     this.coordinator = system.ref(COORDINATOR);
     this.ackedSeq = new Array(opts.gateways).fill(0);
     this.presub = new PresubAgent(this);
+    this.journal = new Journal(
+      opts.store,
+      (gw, ids) => this.gateways[gw]!.tell({ t: 'committed', ids }),
+      (err) => {
+        this.metrics.inc('store_errors_total');
+        this.log.error({ err }, 'store commit failed: the publishes of that turn stay unacknowledged');
+      },
+    );
+    if (opts.evictAfterMs !== null) {
+      this.sweep = setInterval(() => this.evictOffline(), Math.min(EVICT_SWEEP_MS, Math.max(100, opts.evictAfterMs)));
+      this.sweep.unref();
+    }
+  }
+
+  /** Counts (or stops counting) a session as an anonymous persistent one. */
+  countAnonymous(s: Session, yes: boolean): void {
+    if (s.anonymous === yes) return;
+    s.anonymous = yes;
+    this.anonymous += yes ? 1 : -1;
+  }
+
+  /** Offline sessions past evictAfterMs keep their messages in the store only. */
+  private evictOffline(): void {
+    this.journal.purgeInbound(Date.now() - this.opts.dedupMaxAgeMs);
+    const limit = Date.now() - this.opts.evictAfterMs!;
+    const eligible = (s: Session): boolean =>
+      this.sessions.get(s.clientId) === s &&
+      !s.binding &&
+      !s.evicted &&
+      s.stored &&
+      s.offlineSince !== undefined &&
+      s.offlineSince <= limit &&
+      this.journal.persistent(s) &&
+      !this.takeovers.has(s.clientId);
+    const candidates = [...this.sessions.values()].filter(eligible);
+    if (candidates.length === 0) return;
+    // Once what they wrote so far is committed: the store then has all of their messages.
+    this.opts.store.commit().then(() => {
+      let n = 0;
+      for (const s of candidates) {
+        if (!eligible(s)) continue;
+        this.journal.evict(s);
+        n++;
+      }
+      if (n > 0) this.metrics.inc('sessions_evicted_total', n);
+    }, () => {});
+  }
+
+  /**
+   * Rebuilds the sessions kept in the store (at start, and when this shard's thread is
+   * restarted after a crash), before any gateway asks for the routes: the trie, and so
+   * the route table, holds their subscriptions from the first publish on.
+   */
+  restore(): { sessions: number; messages: number; expired: number } {
+    return restoreSessions(this, this.journal.load(), {
+      onExpired: () => this.metrics.inc('sessions_expired_total'),
+      afterOffline: (s, lost) => this.offlineTimers(s, lost),
+    });
+  }
+
+  /** Graceful stop: everything written so far is committed, then the store is closed. */
+  async close(): Promise<void> {
+    // Sessions stay as they are in the store: no expiry or will may run during the stop.
+    for (const s of this.sessions.values()) s.clearTimers();
+    clearInterval(this.sweep);
+    this.journal.flush();
+    await this.opts.store.close();
   }
 
   // ------------------------------------------------------------ ShardCore (for presub-agent.ts, shard-admin.ts)
@@ -123,7 +213,9 @@ export class ShardActor implements ShardCore {
   receive(m: ShardMsg): void {
     switch (m.t) {
       case 'publish':
-        return this.onPublish(m.msg);
+        return this.onPublish(m);
+      case 'released':
+        return this.journal.releaseInbound(m.origin, m.packetId);
       case 'ack':
         return this.onAck(m);
       case 'connect':
@@ -233,17 +325,24 @@ export class ShardActor implements ShardCore {
       s = undefined;
     }
     const sessionPresent = s !== undefined;
-    if (!s && this.sessions.size >= this.opts.maxSessions) {
-      this.metrics.inc('connections_rejected_total{reason="max_sessions"}');
+    const anonymous = m.username === undefined && m.uid === undefined && m.expiry > 0;
+    const full = this.sessions.size >= this.opts.maxSessions ? 'max_sessions' : anonymous && this.anonymous >= this.opts.maxAnonymousSessions ? 'max_anonymous_sessions' : null;
+    if (!s && full) {
+      this.metrics.inc(`connections_rejected_total{reason="${full}"}`);
       this.gateways[m.gw]!.tell({ t: 'connack', connId: m.connId, sessionPresent: false, qos2In: [], refused: 'quota' });
       return;
     }
     if (!s) {
       s = new Session(m.clientId, this.opts.maxQueuedMessages);
       this.sessions.set(m.clientId, s);
+      this.countAnonymous(s, anonymous);
     }
     // A reconnect before the will delay or session expiry ran out cancels both.
     s.clearTimers();
+    if (s.evicted) {
+      const dropped = this.journal.reload(s);
+      if (dropped > 0) this.metrics.inc('messages_dropped_total{reason="queue_full"}', dropped);
+    }
     s.binding = { gw: m.gw, connId: m.connId };
     s.username = m.username;
     s.protocolVersion = m.protocolVersion;
@@ -252,7 +351,9 @@ export class ShardActor implements ShardCore {
     s.receiveMaximum = m.receiveMaximum;
     s.uid = m.uid;
     s.ns = m.ns;
+    s.offlineSince = undefined;
     s.connackPending = true;
+    this.journal.touch(s);
     const connack = { t: 'connack', connId: m.connId, sessionPresent, qos2In: s.qos2In } as const;
     if (!sessionPresent && this.opts.im && m.uid !== undefined && m.ns !== undefined) {
       // Pre-subscription (IM-PROTOCOL.md section 4): a user's new session holds its
@@ -307,14 +408,25 @@ export class ShardActor implements ShardCore {
   detached(s: Session, publishWill: boolean): void {
     s.binding = null;
     s.connackPending = false;
+    s.offlineSince = Date.now();
     this.leavePresence(s);
     if (!publishWill) s.will = undefined; // normal DISCONNECT discards the will [MQTT-3.14.4-3]
+    this.journal.touch(s);
+    this.offlineTimers(s, 0);
+  }
+
+  /**
+   * Will, then expiry, for a session that is offline since `elapsed` ms ago (0 at the
+   * disconnect; more for a session read back from the store after a restart).
+   */
+  private offlineTimers(s: Session, elapsed: number): void {
     if (s.will) {
-      if (s.will.delay === 0 || s.expiry === 0) this.publishWill(s);
-      else s.willTimer = longTimeout(() => this.publishWill(s), Math.min(s.will.delay, s.expiry) * 1000);
+      const due = Math.min(s.will.delay, s.expiry) * 1000 - elapsed;
+      if (s.will.delay === 0 || s.expiry === 0 || due <= 0) this.publishWill(s);
+      else s.willTimer = longTimeout(() => this.publishWill(s), due);
     }
     if (s.expiry === 0) this.destroy(s);
-    else if (s.expiry < 0xffffffff) s.expiryTimer = longTimeout(() => this.expire(s), s.expiry * 1000);
+    else if (s.expiry < 0xffffffff) s.expiryTimer = longTimeout(() => this.expire(s), Math.max(0, s.expiry * 1000 - elapsed));
   }
 
   private leavePresence(s: Session): void {
@@ -336,6 +448,7 @@ export class ShardActor implements ShardCore {
     s.willTimer?.cancel();
     s.willTimer = undefined;
     if (!will) return;
+    this.journal.touch(s);
     this.metrics.inc('wills_published_total');
     this.publishInternal(will.msg);
   }
@@ -352,12 +465,16 @@ export class ShardActor implements ShardCore {
     this.presub.sessionGone(s);
     // Messages the client never acknowledged die with the session (a QoS 2 message past
     // PUBREC was delivered, so it does not count).
-    let undelivered = s.queue.size;
+    let undelivered = s.queuedCount;
+    if (s.evicted) undelivered += s.evicted.inflight;
     for (const [, e] of s.inflight.entriesInOrder()) if (e.state === 'publish') undelivered++;
     if (undelivered > 0) this.metrics.inc('messages_dropped_total{reason="session_ended"}', undelivered);
     const gone: string[] = [];
     for (const filter of s.subs.keys()) if (this.removeSub(s.clientId, filter)) gone.push(filter);
     s.subs.clear();
+    this.countAnonymous(s, false);
+    // Last: nothing may mark the session for rewriting after its record is deleted.
+    this.journal.drop(s);
     s.inflight.clear();
     s.queue.clear();
     if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
@@ -400,6 +517,7 @@ export class ShardActor implements ShardCore {
       // Retain Handling: 0 always, 1 only for a new subscription, 2 never [MQTT-3.3.1-9..11].
       if (r.retainHandling === 0 || (r.retainHandling === 1 && !existed)) forRetained.push({ filter: r.filter, opts });
     }
+    this.journal.touch(s);
     const gw = this.gateways[gatewayOf(m.connId)]!;
     this.routeAdd(added);
     this.afterRoutes(() => {
@@ -412,6 +530,7 @@ export class ShardActor implements ShardCore {
   /** Records a subscription (replacing one with the same filter [MQTT-3.8.4-3]); true when the filter is new on this shard. */
   addSub(s: Session, filter: string, opts: SubOptions): boolean {
     s.subs.set(filter, opts);
+    this.journal.touch(s);
     let subscribers = this.trie.get(filter);
     const fresh = !subscribers;
     if (!subscribers) {
@@ -454,6 +573,8 @@ export class ShardActor implements ShardCore {
 
   /** Removes one subscriber; true when the filter has no subscriber left on this shard. */
   removeSub(clientId: string, filter: string): boolean {
+    const owner = this.sessions.get(clientId);
+    if (owner) this.journal.touch(owner);
     const subscribers = this.trie.get(filter);
     if (!subscribers) return false;
     subscribers.delete(clientId);
@@ -493,7 +614,20 @@ export class ShardActor implements ShardCore {
   }
 
   // ------------------------------------------------------------ delivery
-  private onPublish(msg: AppMessage): void {
+  private onPublish(m: Extract<ShardMsg, { t: 'publish' }>): void {
+    const msg = m.msg;
+    const key = m.dedup && msg.origin !== undefined ? ([msg.origin, m.dedup.packetId, m.dedup.part] as [string, number, number]) : undefined;
+    const fp = key ? messageFingerprint(msg.topic, msg.payload) : 0;
+    if (key && this.journal.isDuplicate(key, fp)) {
+      // A QoS 2 PUBLISH resent after a crash that this shard took in already [MQTT-4.3.3-10].
+      this.metrics.inc('messages_duplicate_dropped_total');
+    } else if (this.deliver(msg) && key) this.journal.takenIn(key, fp);
+    // Answered once durable (group commit at the end of the turn), delivered or not.
+    if (m.ack !== undefined && msg.originConn !== undefined) this.journal.commitToken(gatewayOf(msg.originConn), m.ack);
+  }
+
+  /** Matches and delivers (or queues) a message; false when no session here wanted it. */
+  private deliver(msg: AppMessage): boolean {
     const matched = this.matched;
     this.trie.match(msg.topic, (subscribers) => {
       for (const [clientId, o] of subscribers) {
@@ -510,7 +644,7 @@ export class ShardActor implements ShardCore {
         }
       }
     });
-    if (matched.size === 0) return;
+    if (matched.size === 0) return false;
     const group = (this.group = new Map());
     this.groupMsg = msg;
     for (const [clientId, d] of matched) {
@@ -534,6 +668,7 @@ export class ShardActor implements ShardCore {
         ref.tell({ t: 'deliver', connId: it.connId, out: [{ k: 'pub', msg, qos: it.qos, packetId: it.packetId, dup: false, retain: it.retain, subIds: it.subIds }] });
       }
     }
+    return true;
   }
 
   /** A live delivery of a new message: grouped while a publish is matched, else sent at once. */
@@ -570,19 +705,29 @@ export class ShardActor implements ShardCore {
         return;
       }
       if (s.queue.size === 0 && s.inflight.size < this.window(s)) {
-        this.send(s, msg, qos, retain, subIds);
+        this.send(s, { msg, qos, retain, subIds });
         return;
       }
+    } else if (s.evicted && qos > 0) {
+      // Offline with its messages on disk: this one goes there too, bounded the same way.
+      if (s.evicted.queued >= s.queue.capacity) {
+        this.metrics.inc('messages_dropped_total{reason="queue_full"}');
+        this.throttle(msg);
+      } else this.journal.queuedEvicted(s, { msg, qos, retain, subIds });
+      return;
     } else if (qos === 0 && !s.binding) {
       // QoS 0 messages are not kept for offline sessions (the spec allows either); a
       // session about to get its CONNACK keeps them, it is online.
       this.metrics.inc('messages_dropped_total{reason="offline_qos0"}');
       return;
     }
-    if (!s.queue.push({ msg, qos, retain, subIds })) {
+    const q: QueuedMessage = { msg, qos, retain, subIds };
+    if (!s.queue.push(q)) {
       this.metrics.inc('messages_dropped_total{reason="queue_full"}');
       this.throttle(msg);
+      return;
     }
+    this.journal.queued(s, q);
   }
 
   /**
@@ -605,9 +750,11 @@ export class ShardActor implements ShardCore {
     return Math.min(this.opts.maxInflight, s.receiveMaximum);
   }
 
-  private send(s: Session, msg: AppMessage, qos: QoS, retain: boolean, subIds?: number[]): void {
-    const packetId = s.inflight.add({ msg, qos, retain, subIds, state: 'publish' });
-    this.emit(s.binding!.gw, s.binding!.connId, msg, qos, packetId, retain, subIds);
+  private send(s: Session, q: QueuedMessage): void {
+    const e = { msg: q.msg, qos: q.qos, retain: q.retain, subIds: q.subIds, state: 'publish' as const, seq: q.seq, body: q.body };
+    const packetId = s.inflight.add(e);
+    this.journal.sent(s, e, packetId);
+    this.emit(s.binding!.gw, s.binding!.connId, q.msg, q.qos, packetId, q.retain, q.subIds);
   }
 
   private pump(s: Session): void {
@@ -615,6 +762,7 @@ export class ShardActor implements ShardCore {
       const q = s.queue.shift()!;
       if (q.msg.props?.expiresAt !== undefined && q.msg.props.expiresAt <= Date.now()) {
         this.metrics.inc('messages_dropped_total{reason="expired"}');
+        this.journal.done(s, q);
         continue;
       }
       if (q.qos === 0) {
@@ -623,7 +771,7 @@ export class ShardActor implements ShardCore {
           connId: s.binding.connId,
           out: [{ k: 'pub', msg: q.msg, qos: 0, packetId: 0, dup: false, retain: q.retain, subIds: q.subIds }],
         });
-      } else this.send(s, q.msg, q.qos, q.retain, q.subIds);
+      } else this.send(s, q);
     }
   }
 
@@ -635,10 +783,19 @@ export class ShardActor implements ShardCore {
     if (m.kind === 'pubrec' && e.qos === 2) {
       // QoS 2, second step: keep the id until PUBCOMP [MQTT-4.3.3-3].
       e.state = 'pubrel';
-      this.gateways[s.binding!.gw]!.tell({ t: 'deliver', connId: m.connId, out: [{ k: 'pubrel', packetId: m.packetId }] });
+      this.journal.released(s, e, m.packetId);
+      const gw = this.gateways[s.binding!.gw]!;
+      const pubrel = (): void => {
+        if (s.isBoundTo(m.connId) && s.inflight.get(m.packetId) === e) gw.tell({ t: 'deliver', connId: m.connId, out: [{ k: 'pubrel', packetId: m.packetId }] });
+      };
+      // A stored session's PUBREL goes once the new state is durable; a connection gone by
+      // then gets it on resume.
+      if (e.seq === undefined) pubrel();
+      else this.journal.afterCommit(pubrel);
       return;
     }
     s.inflight.delete(m.packetId);
+    this.journal.done(s, e);
     this.pump(s);
   }
 
@@ -648,17 +805,23 @@ export class ShardActor implements ShardCore {
     let queued = 0;
     let inflight = 0;
     let online = 0;
+    let evicted = 0;
     for (const s of this.sessions.values()) {
       subscriptions += s.subs.size;
-      queued += s.queue.size;
-      inflight += s.inflight.size;
+      queued += s.queuedCount;
+      inflight += s.inflightCount;
       if (s.binding) online++;
+      if (s.evicted) evicted++;
     }
+    this.metrics.set('sessions_evicted', evicted);
     this.metrics.set('sessions', this.sessions.size);
     this.metrics.set('sessions_online', online);
     this.metrics.set('subscriptions', subscriptions);
     this.metrics.set('messages_queued', queued);
     this.metrics.set('messages_inflight', inflight);
+    const st = this.opts.store.stats();
+    this.metrics.set('store_bytes', st.bytes);
+    this.metrics.set('store_entries', st.entries);
     return this.metrics.snapshot();
   }
 }

@@ -7,6 +7,7 @@
 import type { CoordinatorMsg, GatewayMsg, ShardMsg, SubOptions } from '../protocol/messages.js';
 import type { Metrics } from '../admin/metrics.js';
 import type { Session } from './session.js';
+import type { Journal } from './journal.js';
 
 export type ConnackMsg = Extract<GatewayMsg, { t: 'connack' }>;
 
@@ -16,6 +17,7 @@ export interface ShardCore {
   readonly metrics: Metrics;
   readonly maxSubscriptionsPerClient: number;
   readonly maxQueuedMessages: number;
+  readonly journal: Journal;
   toCoordinator(m: CoordinatorMsg): void;
   toShard(shard: number, m: ShardMsg): void;
   toGateway(gw: number, m: GatewayMsg): void;
@@ -30,4 +32,5 @@ export interface ShardCore {
   releaseConnack(s: Session, connack: ConnackMsg): void;
   detached(s: Session, publishWill: boolean): void;
   destroy(s: Session): void;
+  countAnonymous(s: Session, yes: boolean): void;
 }

@@ -1,4 +1,7 @@
-/** Wires one session shard (thread entry, or main thread with `shards: 0`). */
+/**
+ * Wires one session shard (thread entry, or main thread with `shards: 0`): opens its
+ * store and rebuilds the sessions kept there before the shard takes any message.
+ */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { ActorSystem } from '../runtime/system.js';
@@ -6,6 +9,7 @@ import { gatewayCount, shardCount, type Topology } from '../runtime/topology.js'
 import { shardName } from '../protocol/messages.js';
 import { Metrics } from '../admin/metrics.js';
 import { ShardActor } from './shard-actor.js';
+import { openStore } from '../store/open.js';
 
 export function startShardHost(o: { system: ActorSystem; index: number; config: Config; topology: Topology; log: Logger }): ShardActor {
   const { limits } = o.config;
@@ -20,12 +24,20 @@ export function startShardHost(o: { system: ActorSystem; index: number; config: 
       maxQueuedMessages: limits.maxQueuedMessages,
       maxSubscriptionsPerClient: limits.maxSubscriptionsPerClient,
       maxSessions: Math.ceil(limits.maxSessions / shardCount(o.topology)),
+      maxAnonymousSessions: Math.ceil(limits.maxAnonymousSessions / shardCount(o.topology)),
       im: o.config.im.enabled,
+      store: openStore(o.config, `shard-${o.index}`),
+      dedupMaxAgeMs: limits.maxSessionExpiryInterval * 1000,
+      evictAfterMs: o.config.store.durability === 'memory' ? null : o.config.store.evictOfflineAfter * 1000,
     },
     o.system,
     metrics,
     o.log.child({ actor: shardName(o.index) }),
   );
+  const t0 = performance.now();
+  const r = actor.restore();
+  if (r.sessions > 0 || r.expired > 0)
+    o.log.info({ sessions: r.sessions, messages: r.messages, expired: r.expired, ms: Math.round(performance.now() - t0) }, 'sessions restored from the store');
   o.system.spawn(shardName(o.index), actor);
   return actor;
 }

@@ -108,7 +108,7 @@ describe('supervisor restarts crashed threads (multi topology)', () => {
     // The shard's clients were disconnected, and MQTT.js reconnected them.
     await waitFor('a0 to be disconnected and reconnect', () => a0.closes >= 1 && a0.connects >= 2 && a0.c.connected);
 
-    // The new shard is empty; MQTT.js resubscribed, so messages flow to a0 again.
+    // These are clean sessions (nothing kept): MQTT.js resubscribed, so messages flow to a0 again.
     await deliverEventually(p1, a0, 'sv/a', 'after');
     // Sessions on shard 0 can publish again too.
     await deliverNow(a0, a1, 'sv/b', 'from a0 after');

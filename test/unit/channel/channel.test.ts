@@ -20,6 +20,7 @@ const LIMITS: ChannelLimits = {
   maxTopicLevels: 16,
   maxClientIdLength: 64,
   maxSessionExpiryInterval: 3600,
+  maxAnonymousSessionExpiry: 3600, // no extra cap for clients without a username here
   maxKeepAlive: 65535,
 };
 
@@ -40,6 +41,7 @@ function makeEnv(over: Partial<Omit<ChannelEnv, 'limits'>> & { limits?: Partial<
       }),
     limits: { ...LIMITS, ...over.limits },
     im: over.im ?? null,
+    ...(over.holdAcks !== undefined ? { holdAcks: over.holdAcks } : {}),
     assigned,
   };
 }
@@ -75,7 +77,9 @@ function subscribe(topics: string[], over: Partial<ISubscribePacket> = {}): ISub
 }
 
 const sent = (fx: Effect[]): Packet[] => fx.flatMap((e) => (e.e === 'send' ? [e.packet] : []));
-const routes = (fx: Effect[]) => fx.filter((e) => e.e === 'route');
+const routes = (fx: Effect[]) => fx.filter((e): e is Extract<Effect, { e: 'route' }> => e.e === 'route');
+/** The PUBACK/PUBREC of accepted publishes: carried by the route effect, sent once routed (or committed). */
+const routedAcks = (fx: Effect[]) => routes(fx).flatMap((r) => (r.ack ? [r.ack] : []));
 const closeOf = (fx: Effect[]) => fx.find((e): e is Extract<Effect, { e: 'close' }> => e.e === 'close');
 const shardMsg = (fx: Effect[]): ShardMsg | undefined => fx.flatMap((e) => (e.e === 'shard' ? [e.msg] : []))[0];
 
@@ -328,16 +332,90 @@ describe('channel: CONNACK from sessionReady', () => {
   });
 });
 
+describe('channel: session expiry of anonymous clients (limits.maxAnonymousSessionExpiry)', () => {
+  const DAY = 86_400;
+  const WEEK = 7 * DAY;
+  /** Users may keep a session 30 days, clients without a username 1 day. */
+  const capped = () => makeEnv({ limits: { maxSessionExpiryInterval: 30 * DAY, maxAnonymousSessionExpiry: DAY } });
+
+  /** CONNECT + auth ok: the connect message to the shard and the CONNACK. */
+  function open(version: 4 | 5, env: ChannelEnv, over: Partial<IConnectPacket>) {
+    const st = newChannelState(1);
+    handleIn(st, connectPacket(version, over), env);
+    const m = shardMsg(afterAuth(st, 'ok', env));
+    if (m?.t !== 'connect') throw new Error('expected a connect message to the shard');
+    const connack = sent(sessionReady(st, false, [], env))[0] as IConnackPacket;
+    return { st, m, connack };
+  }
+
+  it('v5: an anonymous client asking one week gets the anonymous cap, and CONNACK reports it', () => {
+    const { st, m, connack } = open(5, capped(), { clean: false, properties: { sessionExpiryInterval: WEEK } });
+    expect(m.expiry).toBe(DAY);
+    expect(st.sessionExpiry).toBe(DAY);
+    expect(connack.properties?.sessionExpiryInterval).toBe(DAY);
+  });
+
+  it('v5: a client with a username keeps maxSessionExpiryInterval (one week is granted, 60 days is capped to 30)', () => {
+    let r = open(5, capped(), { clean: false, username: 'u', properties: { sessionExpiryInterval: WEEK } });
+    expect(r.m.expiry).toBe(WEEK);
+    expect(r.connack.properties?.sessionExpiryInterval).toBeUndefined(); // what it asked for
+    r = open(5, capped(), { clean: false, username: 'u', properties: { sessionExpiryInterval: 60 * DAY } });
+    expect(r.m.expiry).toBe(30 * DAY);
+    expect(r.connack.properties?.sessionExpiryInterval).toBe(30 * DAY);
+  });
+
+  it('v5: an anonymous client asking less than the cap gets what it asked for (no property in CONNACK)', () => {
+    const { m, connack } = open(5, capped(), { clean: false, properties: { sessionExpiryInterval: 3600 } });
+    expect(m.expiry).toBe(3600);
+    expect(connack.properties?.sessionExpiryInterval).toBeUndefined();
+  });
+
+  it('the lower of the two limits applies when maxAnonymousSessionExpiry is above maxSessionExpiryInterval', () => {
+    const env = makeEnv({ limits: { maxSessionExpiryInterval: 3600, maxAnonymousSessionExpiry: WEEK } });
+    expect(open(5, env, { clean: false, properties: { sessionExpiryInterval: WEEK } }).m.expiry).toBe(3600);
+    expect(open(4, env, { clean: false }).m.expiry).toBe(3600);
+  });
+
+  it('3.1.1: an anonymous CleanSession=0 session lasts the anonymous cap; with a username the configured maximum; CleanSession=1 ends with the connection', () => {
+    expect(open(4, capped(), { clean: false }).m.expiry).toBe(DAY);
+    expect(open(4, capped(), { clean: false, username: 'u' }).m.expiry).toBe(30 * DAY);
+    expect(open(4, capped(), { clean: true }).m.expiry).toBe(0);
+    // 3.1.1 CONNACK has no properties to report it in.
+    expect(open(4, capped(), { clean: false }).connack).toEqual({ cmd: 'connack', sessionPresent: false, returnCode: 0 });
+  });
+
+  it('v5 DISCONNECT: a new Session Expiry Interval is capped the same way', () => {
+    const env = capped();
+    let st = connected(5, env, { clean: false, properties: { sessionExpiryInterval: 60 } });
+    expect(shardMsg(handleIn(st, { cmd: 'disconnect', properties: { sessionExpiryInterval: WEEK } }, env))).toMatchObject({ t: 'disconnect', expiry: DAY });
+    st = connected(5, env, { clean: false, properties: { sessionExpiryInterval: 60 } });
+    expect(shardMsg(handleIn(st, { cmd: 'disconnect', properties: { sessionExpiryInterval: 600 } }, env))).toMatchObject({ expiry: 600 });
+    st = connected(5, env, { clean: false, username: 'u', properties: { sessionExpiryInterval: 60 } });
+    expect(shardMsg(handleIn(st, { cmd: 'disconnect', properties: { sessionExpiryInterval: WEEK } }, env))).toMatchObject({ expiry: WEEK });
+    st = connected(5, env, { clean: false, username: 'u', properties: { sessionExpiryInterval: 60 } });
+    expect(shardMsg(handleIn(st, { cmd: 'disconnect', properties: { sessionExpiryInterval: 60 * DAY } }, env))).toMatchObject({ expiry: 30 * DAY });
+  });
+});
+
 describe('channel: PUBLISH', () => {
   it('QoS 0 routes the message; QoS 1 routes and PUBACKs', () => {
     const env = makeEnv();
     const st = connected(4, env);
     let fx = handleIn(st, publish({ qos: 0 }), env);
     expect(routes(fx)).toHaveLength(1);
+    expect(routedAcks(fx)).toEqual([]); // QoS 0 has no acknowledgement
     expect(sent(fx)).toEqual([]);
     fx = handleIn(st, publish({ qos: 1, messageId: 10, retain: true }), env);
-    expect(routes(fx)).toEqual([{ e: 'route', msg: { topic: 'a/b', payload: Buffer.from('x'), qos: 1, retain: true, origin: 'c1', originConn: expect.any(Number) }, from: { uid: undefined, clientId: 'c1' } }]);
-    expect(sent(fx)).toEqual([{ cmd: 'puback', messageId: 10 }]);
+    // The PUBACK rides on the route effect: the gateway sends it once the message is routed.
+    expect(routes(fx)).toEqual([
+      {
+        e: 'route',
+        msg: { topic: 'a/b', payload: Buffer.from('x'), qos: 1, retain: true, origin: 'c1', originConn: expect.any(Number) },
+        from: { uid: undefined, clientId: 'c1' },
+        ack: { cmd: 'puback', messageId: 10 },
+      },
+    ]);
+    expect(sent(fx)).toEqual([]);
     expect(fx).toContainEqual({ e: 'count', series: 'messages_received_total{qos="1"}' });
   });
 
@@ -346,9 +424,11 @@ describe('channel: PUBLISH', () => {
     const st = connected(5, env);
     let fx = handleIn(st, publish({ qos: 2, messageId: 7 }), env);
     expect(routes(fx)).toHaveLength(1);
-    expect(sent(fx)).toEqual([{ cmd: 'pubrec', messageId: 7 }]);
+    expect(routedAcks(fx)).toEqual([{ cmd: 'pubrec', messageId: 7 }]);
+    expect(sent(fx)).toEqual([]);
     expect(st.qos2In.has(7)).toBe(true);
 
+    // The duplicate is not routed, so its PUBREC is a plain send.
     fx = handleIn(st, publish({ qos: 2, messageId: 7, dup: true }), env);
     expect(routes(fx)).toHaveLength(0);
     expect(sent(fx)).toEqual([{ cmd: 'pubrec', messageId: 7 }]);
@@ -359,7 +439,11 @@ describe('channel: PUBLISH', () => {
     const st = connected(5, env);
     handleIn(st, publish({ qos: 2, messageId: 7 }), env);
     const fx = handleIn(st, { cmd: 'pubrel', messageId: 7 }, env);
-    expect(fx).toEqual([{ e: 'send', packet: { cmd: 'pubcomp', messageId: 7 } }]);
+    // `released` first: the shards forget the id (their resend check) before PUBCOMP goes.
+    expect(fx).toEqual([
+      { e: 'released', packetId: 7 },
+      { e: 'send', packet: { cmd: 'pubcomp', messageId: 7 } },
+    ]);
     expect(st.qos2In.has(7)).toBe(false);
     expect(routes(handleIn(st, publish({ qos: 2, messageId: 7 }), env))).toHaveLength(1);
   });
@@ -373,12 +457,67 @@ describe('channel: PUBLISH', () => {
 
   it('PUBREL for an unknown id: v5 PUBCOMP 0x92, 3.1.1 plain PUBCOMP', () => {
     const env = makeEnv();
+    // Still `released`: after a crash a shard may hold the id though the channel does not.
     expect(handleIn(connected(5, env), { cmd: 'pubrel', messageId: 99 }, env)).toEqual([
+      { e: 'released', packetId: 99 },
       { e: 'send', packet: { cmd: 'pubcomp', messageId: 99, reasonCode: 0x92 } },
     ]);
     expect(handleIn(connected(4, env), { cmd: 'pubrel', messageId: 99 }, env)).toEqual([
+      { e: 'released', packetId: 99 },
       { e: 'send', packet: { cmd: 'pubcomp', messageId: 99 } },
     ]);
+  });
+
+  it('holdAcks (durability sync): QoS 1 is routed with its PUBACK, nothing is sent at once', () => {
+    const env = makeEnv({ holdAcks: true });
+    const st = connected(5, env);
+    const fx = handleIn(st, publish({ qos: 1, messageId: 4 }), env);
+    expect(routedAcks(fx)).toEqual([{ cmd: 'puback', messageId: 4 }]);
+    expect(sent(fx)).toEqual([]);
+  });
+
+  it('holdAcks (durability sync): QoS 2 is routed with ack PUBREC and its id is not remembered until the gateway sends the PUBREC', () => {
+    const env = makeEnv({ holdAcks: true });
+    const st = connected(5, env);
+    const fx = handleIn(st, publish({ qos: 2, messageId: 7 }), env);
+    expect(routes(fx)).toHaveLength(1);
+    expect(routedAcks(fx)).toEqual([{ cmd: 'pubrec', messageId: 7 }]);
+    expect(sent(fx)).toEqual([]);
+    expect(st.qos2In.has(7)).toBe(false);
+    expect(st.qos2In.size).toBe(0);
+  });
+
+  it('holdAcks: [MQTT-4.3.3-9] once the gateway remembered the id (PUBREC sent) a resend is acknowledged, not routed', () => {
+    const env = makeEnv({ holdAcks: true });
+    const st = connected(5, env);
+    const fx = handleIn(st, publish({ qos: 2, messageId: 7 }), env);
+    expect(routes(fx)).toHaveLength(1);
+    st.qos2In.add(7); // what gateway-actor.ts does when the held PUBREC goes out
+    const again = handleIn(st, publish({ qos: 2, messageId: 7, dup: true }), env);
+    expect(routes(again)).toEqual([]);
+    expect(sent(again)).toEqual([{ cmd: 'pubrec', messageId: 7 }]);
+  });
+
+  it('holdAcks: [MQTT-4.3.3-11] PUBREL emits released, then PUBCOMP, and forgets the id', () => {
+    const env = makeEnv({ holdAcks: true });
+    const st = connected(5, env);
+    handleIn(st, publish({ qos: 2, messageId: 7 }), env);
+    st.qos2In.add(7); // the held PUBREC went out
+    const fx = handleIn(st, { cmd: 'pubrel', messageId: 7 }, env);
+    expect(fx).toEqual([
+      { e: 'released', packetId: 7 },
+      { e: 'send', packet: { cmd: 'pubcomp', messageId: 7 } },
+    ]);
+    expect(st.qos2In.has(7)).toBe(false);
+  });
+
+  it('holdAcks: a refused QoS 2 publish still gets its negative PUBREC at once (a send, no route)', () => {
+    const env = makeEnv({ holdAcks: true, acl: { canPublish: () => false, canSubscribe: () => true } });
+    const st = connected(5, env);
+    const fx = handleIn(st, publish({ qos: 2, messageId: 3 }), env);
+    expect(routes(fx)).toEqual([]);
+    expect(sent(fx)).toEqual([{ cmd: 'pubrec', messageId: 3, reasonCode: 0x87 }]);
+    expect(st.qos2In.size).toBe(0);
   });
 
   it('[MQTT-3.3.4-7] more unreleased QoS 2 messages than Receive Maximum is v5 DISCONNECT 0x93', () => {

@@ -32,6 +32,7 @@ const LIMITS: ChannelLimits = {
   maxTopicLevels: 16,
   maxClientIdLength: 64,
   maxSessionExpiryInterval: 3600,
+  maxAnonymousSessionExpiry: 3600, // no extra cap for clients without a username here
   maxKeepAlive: 65535,
 };
 
@@ -92,6 +93,8 @@ function subscribe(topics: string[]): ISubscribePacket {
 
 const sent = (fx: Effect[]): Packet[] => fx.flatMap((e) => (e.e === 'send' ? [e.packet] : []));
 const routes = (fx: Effect[]) => fx.filter((e): e is Extract<Effect, { e: 'route' }> => e.e === 'route');
+/** The PUBACK/PUBREC of accepted publishes: carried by the route effect, sent once routed (or committed). */
+const routedAcks = (fx: Effect[]) => routes(fx).flatMap((r) => (r.ack ? [r.ack] : []));
 const counts = (fx: Effect[]): string[] => fx.flatMap((e) => (e.e === 'count' ? [e.series] : []));
 const closeOf = (fx: Effect[]) => fx.find((e): e is Extract<Effect, { e: 'close' }> => e.e === 'close');
 const shardMsg = (fx: Effect[]): ShardMsg | undefined => fx.flatMap((e) => (e.e === 'shard' ? [e.msg] : []))[0];
@@ -119,7 +122,8 @@ describe('IM publish: valid messages (IM-PROTOCOL 2, 3)', () => {
     expect(r[0]!.msg).toMatchObject({ topic: '/acme/im/u/jim', qos: 1, retain: false, origin: 'alice/phone' });
     // Unchanged bytes: only a rewrite may touch the payload.
     expect(Buffer.from(r[0]!.msg.payload).equals(payload)).toBe(true);
-    expect(sent(fx)).toEqual([{ cmd: 'puback', messageId: 7 }]);
+    expect(sent(fx)).toEqual([]);
+    expect(routedAcks(fx)).toEqual([{ cmd: 'puback', messageId: 7 }]);
     expect(counts(fx).some((c) => c.startsWith('im_'))).toBe(false);
   });
 
@@ -145,7 +149,8 @@ describe('IM publish: valid messages (IM-PROTOCOL 2, 3)', () => {
     for (const topic of ['acme/im/u/jim', 'chat/room', '/acme/chat/x', '/acme/imx/u/jim']) {
       const fx = handleIn(st, publish(topic, Buffer.from('not an IM payload')), env);
       expect(routes(fx), topic).toHaveLength(1);
-      expect(sent(fx), topic).toEqual([{ cmd: 'puback', messageId: 7 }]);
+      expect(sent(fx), topic).toEqual([]);
+      expect(routedAcks(fx), topic).toEqual([{ cmd: 'puback', messageId: 7 }]);
     }
   });
 });
@@ -219,7 +224,8 @@ describe('IM publish: invalid payloads (IM-PROTOCOL 3, reason 0x99)', () => {
     // ... and the next PUBLISH with that id is a new Application Message [MQTT-4.3.3-9].
     const again = handleIn(st, publish('/acme/im/u/jim', encodeImPayload(msg()), { qos: 2, messageId: 9 }), env);
     expect(routes(again)).toHaveLength(1);
-    expect(sent(again)).toEqual([{ cmd: 'pubrec', messageId: 9 }]);
+    expect(sent(again)).toEqual([]);
+    expect(routedAcks(again)).toEqual([{ cmd: 'pubrec', messageId: 9 }]);
   });
 
   it('QoS 2 3.1.1: PUBREC success, nothing routed', () => {
@@ -276,7 +282,8 @@ describe('IM publish: sender check (IM-PROTOCOL 3, anti-spoofing)', () => {
     const r = routes(fx);
     expect(r).toHaveLength(1);
     expect(decodeImPayload(r[0]!.msg.payload)).toEqual({ ...original, sender: 'alice' });
-    expect(sent(fx)).toEqual([{ cmd: 'puback', messageId: 7 }]);
+    expect(sent(fx)).toEqual([]);
+    expect(routedAcks(fx)).toEqual([{ cmd: 'puback', messageId: 7 }]);
     expect(counts(fx)).toContain('im_sender_rewritten_total');
     expect(counts(fx)).not.toContain('im_sender_mismatch_total');
   });
@@ -310,7 +317,8 @@ describe('IM publish: sender check (IM-PROTOCOL 3, anti-spoofing)', () => {
     const env = makeEnv();
     const st = connected(5, env);
     const fx = handleIn(st, publish('/acme/im/u/jim', encodeImPayload(msg()), { qos: 2, messageId: 12 }), env);
-    expect(sent(fx)).toEqual([{ cmd: 'pubrec', messageId: 12 }]);
+    expect(sent(fx)).toEqual([]);
+    expect(routedAcks(fx)).toEqual([{ cmd: 'pubrec', messageId: 12 }]);
     expect(routes(fx)).toHaveLength(1);
     expect(st.qos2In.has(12)).toBe(true);
   });
@@ -383,7 +391,8 @@ describe('IM publish: superusers and IM disabled', () => {
     const spoof = encodeImPayload(msg({ sender: 'anyone' }));
     for (const topic of ['/acme/im/u/jim', '/globex/im/g/x']) {
       const fx = handleIn(st, publish(topic, spoof), env);
-      expect(sent(fx), topic).toEqual([{ cmd: 'puback', messageId: 7 }]);
+      expect(sent(fx), topic).toEqual([]);
+      expect(routedAcks(fx), topic).toEqual([{ cmd: 'puback', messageId: 7 }]);
       const r = routes(fx);
       expect(r, topic).toHaveLength(1);
       expect(Buffer.from(r[0]!.msg.payload).equals(spoof)).toBe(true);
@@ -419,7 +428,8 @@ describe('IM publish: superusers and IM disabled', () => {
       ['/acme/im/u/jim', encodeImPayload(msg({ sender: 'mallory' }))],
     ] as const) {
       const fx = handleIn(st, publish(topic, payload), env);
-      expect(sent(fx), topic).toEqual([{ cmd: 'puback', messageId: 7 }]);
+      expect(sent(fx), topic).toEqual([]);
+      expect(routedAcks(fx), topic).toEqual([{ cmd: 'puback', messageId: 7 }]);
       expect(routes(fx), topic).toHaveLength(1);
       expect(Buffer.from(routes(fx)[0]!.msg.payload).equals(payload)).toBe(true);
     }
@@ -522,6 +532,23 @@ describe('IM CONNECT', () => {
     expect(m?.t).toBe('connect');
     expect(m).not.toHaveProperty('uid');
     expect(m).not.toHaveProperty('ns');
+  });
+
+  it('an IM identity without a username is not anonymous: its session expiry is not cut to maxAnonymousSessionExpiry', () => {
+    const env: ChannelEnv = { ...makeEnv(), limits: { ...LIMITS, maxAnonymousSessionExpiry: 60 } };
+    // With an IM identity (a JWT login, say) and no username.
+    let st = newChannelState(1);
+    handleIn(st, connectPacket(5, { username: undefined, clean: false, properties: { sessionExpiryInterval: 3600 } }), env);
+    expect(shardMsg(afterAuth(st, 'ok', env, ALICE))).toMatchObject({ t: 'connect', expiry: 3600, uid: 'alice' });
+    expect(sent(sessionReady(st, false, [], env))[0]).not.toHaveProperty('properties.sessionExpiryInterval');
+    st = newChannelState(1);
+    handleIn(st, connectPacket(4, { username: undefined, clean: false }), env);
+    expect(shardMsg(afterAuth(st, 'ok', env, ALICE))).toMatchObject({ expiry: 3600 });
+    // Neither a username nor an IM identity: anonymous.
+    st = newChannelState(1);
+    handleIn(st, connectPacket(5, { username: undefined, clean: false, properties: { sessionExpiryInterval: 3600 } }), env);
+    expect(shardMsg(afterAuth(st, 'ok', env))).toMatchObject({ expiry: 60 });
+    expect(sent(sessionReady(st, false, [], env))[0]).toHaveProperty('properties.sessionExpiryInterval', 60);
   });
 
   it("a client id starting with '$hold/' is reserved for the broker: v5 0x85, 3.1.1 0x02", () => {

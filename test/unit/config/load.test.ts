@@ -31,6 +31,8 @@ describe('DEFAULTS', () => {
   it('has the documented values', () => {
     expect(DEFAULTS.host).toBe('0.0.0.0');
     expect(DEFAULTS.dataDir).toBe('./data');
+    expect(DEFAULTS.store).toEqual({ durability: 'sync', evictOfflineAfter: 60 });
+    expect(DEFAULTS.shutdownTimeout).toBe(10);
     expect(DEFAULTS.listeners).toEqual({ tcp: { enabled: true, port: 1883 }, ws: { enabled: true, port: 8083, path: '/mqtt', corsOrigins: [] } });
     expect(DEFAULTS.threads).toEqual({ gateways: 'auto', shards: 'auto' });
     expect(DEFAULTS.limits).toEqual({
@@ -48,6 +50,8 @@ describe('DEFAULTS', () => {
       maxKeepAlive: 65535,
       connectTimeout: 10,
       maxSessions: 1000000,
+      maxAnonymousSessions: 100000,
+      maxAnonymousSessionExpiry: 86400,
     });
     const noJwt = { secret: null, publicKeyFile: null, jwksFile: null, issuer: null, audience: null };
     expect(DEFAULTS.auth).toEqual({ allowAnonymous: true, usersFile: null, jwt: noJwt, aclDefault: 'allow', acl: [] });
@@ -131,6 +135,36 @@ describe('validateConfig', () => {
       expect(err.key, JSON.stringify(raw)).toBe(key);
       expect(err.message, JSON.stringify(raw)).toMatch(message);
     }
+  });
+
+  it('store.durability takes sync, async or memory; anything else is rejected naming the key and the choices', () => {
+    for (const durability of ['sync', 'async', 'memory'] as const) {
+      expect(validateConfig({ store: { durability } }).store).toEqual({ durability, evictOfflineAfter: 60 });
+    }
+    const err = configError(() => validateConfig({ store: { durability: 'fast' } }));
+    expect(err.key).toBe('store.durability');
+    expect(err.message).toContain('"store.durability"');
+    expect(err.message).toMatch(/"sync", "async", "memory"/);
+    expect(err.message).toContain('(got "fast")');
+    // From the environment too.
+    const env = configError(() => loadConfig({ env: { [envVarName('store.durability')]: 'fast' } }));
+    expect(env.key).toBe('store.durability');
+    expect(env.message).toMatch(/"sync", "async", "memory"/);
+  });
+
+  it('store.evictOfflineAfter, shutdownTimeout and the anonymous-session limits are range-checked', () => {
+    expect(validateConfig({ store: { evictOfflineAfter: 0 }, shutdownTimeout: 1 })).toMatchObject({ store: { durability: 'sync', evictOfflineAfter: 0 }, shutdownTimeout: 1 });
+    expect(validateConfig({ limits: { maxAnonymousSessions: 0, maxAnonymousSessionExpiry: 0 } }).limits).toMatchObject({ maxAnonymousSessions: 0, maxAnonymousSessionExpiry: 0 });
+    expect(validateConfig({ limits: { maxAnonymousSessionExpiry: 4_294_967_295 } }).limits.maxAnonymousSessionExpiry).toBe(4_294_967_295);
+    const cases: Array<[unknown, string]> = [
+      [{ store: { evictOfflineAfter: -1 } }, 'store.evictOfflineAfter'],
+      [{ shutdownTimeout: 0 }, 'shutdownTimeout'],
+      [{ shutdownTimeout: 3601 }, 'shutdownTimeout'],
+      [{ limits: { maxAnonymousSessions: -1 } }, 'limits.maxAnonymousSessions'],
+      [{ limits: { maxAnonymousSessionExpiry: 4_294_967_296 } }, 'limits.maxAnonymousSessionExpiry'],
+      [{ store: { durabilty: 'sync' } }, 'store.durabilty'],
+    ];
+    for (const [raw, key] of cases) expect(configError(() => validateConfig(raw)).key, JSON.stringify(raw)).toBe(key);
   });
 
   it('accepts "auto" and explicit thread counts, null/empty usersFile', () => {

@@ -1,16 +1,14 @@
 /**
  * The admin API's routing and validation (src/coordinator/admin-api.ts), driven through
- * handleAdmin with a fake AdminContext: a real ImState on a temporary data directory (so
- * "saved" means "a new ImState reads it back"), spies for the change callbacks, and fake
- * session/shard operations. Every error is `{ error }` with a status naming the problem.
+ * handleAdmin with a fake AdminContext: a real ImState on a MemoryStore (so "saved" means
+ * "a new ImState on the same store reads it back"), spies for the change callbacks, and
+ * fake session/shard operations. Every error is `{ error }` with a status naming the problem.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi, type Mock } from 'vitest';
+import { beforeEach, describe, expect, it, vi, type Mock } from 'vitest';
 import type { ImConfig } from '../../../src/config/schema.js';
 import { handleAdmin, type AdminContext, type AdminRequest, type AdminResponse } from '../../../src/coordinator/admin-api.js';
 import { ImState } from '../../../src/coordinator/im-state.js';
+import { MemoryStore } from '../../../src/store/memory-store.js';
 import { encodeImPayload } from '../../../src/im/index.js';
 import type { AdminShardOp, AppMessage } from '../../../src/protocol/messages.js';
 import type { SessionSummary } from '../../../src/session/session-view.js';
@@ -44,31 +42,28 @@ type ShardOp = Exclude<AdminShardOp, { op: 'list' }>;
 interface Fake extends AdminContext {
   sessions: Mock<(uid?: string) => Promise<SessionSummary[]>>;
   shardOp: Mock<(op: ShardOp) => Promise<AdminResponse>>;
-  templatesChanged: Mock<() => void>;
-  userChanged: Mock<(uid: string, entry: DirectoryEntry | undefined) => void>;
-  rulesChanged: Mock<() => void>;
+  templatesChanged: Mock<() => Promise<void>>;
+  userChanged: Mock<(uid: string, entry: DirectoryEntry | undefined) => Promise<void>>;
+  rulesChanged: Mock<() => Promise<void>>;
   publish: Mock<(msg: AppMessage) => void>;
 }
 
-let dir: string;
+/** The coordinator's store: where ImState keeps the `im` document. */
+let store: MemoryStore;
 let ctx: Fake;
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'sb-admin-'));
+  store = new MemoryStore();
   ctx = {
-    state: new ImState(CFG, dir),
+    state: new ImState(CFG, store),
     limits: { maxTopicLength: 256, maxTopicLevels: 16 },
     sessions: vi.fn(async () => [SESSION]),
     shardOp: vi.fn(async (op: ShardOp) => ({ status: 200, body: { echo: op } })),
-    templatesChanged: vi.fn(),
-    userChanged: vi.fn(),
-    rulesChanged: vi.fn(),
+    templatesChanged: vi.fn(async () => {}),
+    userChanged: vi.fn(async () => {}),
+    rulesChanged: vi.fn(async () => {}),
     publish: vi.fn(),
   };
-});
-
-afterEach(() => {
-  rmSync(dir, { recursive: true, force: true });
 });
 
 function call(method: string, path: string, body?: unknown, query: Record<string, string> = {}): Promise<AdminResponse> {
@@ -86,8 +81,8 @@ async function error(status: number, method: string, path: string, body?: unknow
   return b.error as string;
 }
 
-/** What a restarted coordinator would load from the data directory. */
-const reloaded = (): ImState => new ImState(CFG, dir);
+/** What a restarted coordinator would load from its store. */
+const reloaded = (): ImState => new ImState(CFG, store);
 
 const noCallbacks = (): void => {
   expect(ctx.templatesChanged).not.toHaveBeenCalled();
@@ -212,13 +207,33 @@ describe('admin API: pre-subscription templates (IM-PROTOCOL 4)', () => {
     expect(await call('PUT', '/presubscribe/templates', { templates })).toEqual({ status: 200, body: { templates } });
     expect(ctx.state.templates).toEqual(templates);
     expect(ctx.templatesChanged).toHaveBeenCalledTimes(1);
-    expect(reloaded().source).toBe('file');
+    expect(reloaded().source).toBe('store');
     expect(reloaded().templates).toEqual(templates);
     expect(ctx.rulesChanged).not.toHaveBeenCalled();
     expect(ctx.userChanged).not.toHaveBeenCalled();
     // An empty list is a valid answer: no pre-subscriptions.
     expect(await call('PUT', '/presubscribe/templates', { templates: [] })).toEqual({ status: 200, body: { templates: [] } });
     expect(reloaded().templates).toEqual([]);
+  });
+
+  it('an edit is answered (and the change applied) only once the store committed it', async () => {
+    let open!: () => void;
+    class Gated extends MemoryStore {
+      override commit(): Promise<void> {
+        return new Promise((resolve) => (open = resolve));
+      }
+    }
+    const gated = new Gated();
+    ctx.state = new ImState(CFG, gated);
+    let answered = false;
+    const r = call('PUT', '/presubscribe/templates', { templates: ['/x'] }).then((x) => ((answered = true), x));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(gated.getDoc('im')).toMatchObject({ templates: ['/x'] }); // written, not yet durable
+    expect(answered).toBe(false);
+    expect(ctx.templatesChanged).not.toHaveBeenCalled();
+    open();
+    expect(await r).toEqual({ status: 200, body: { templates: ['/x'] } });
+    expect(ctx.templatesChanged).toHaveBeenCalledTimes(1);
   });
 
   it('bad bodies are 400 naming the field; nothing changes', async () => {

@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import { ActorSystem } from '../../../src/runtime/system.js';
 import { ShardActor, type ShardOptions } from '../../../src/session/shard-actor.js';
 import { Metrics } from '../../../src/admin/metrics.js';
+import { MemoryStore } from '../../../src/store/memory-store.js';
+import { messageFingerprint } from '../../../src/store/message.js';
 import { makeConnId } from '../../../src/gateway/conn-id.js';
 import {
   COORDINATOR,
@@ -61,6 +63,11 @@ function harness(opts: Partial<ShardOptions> = {}): Harness {
     maxQueuedMessages: 100,
     maxSubscriptionsPerClient: 50,
     maxSessions: 1000,
+    maxAnonymousSessions: 1000,
+    im: false,
+    store: new MemoryStore(),
+    evictAfterMs: null,
+    dedupMaxAgeMs: 3_600_000,
     ...opts,
   };
   const sys = new ActorSystem('t', () => 't');
@@ -751,6 +758,61 @@ describe('ShardActor: takeover and wills', () => {
   });
 });
 
+describe('ShardActor: inbound QoS 2 resend check (dedup)', () => {
+  /** A QoS 2 PUBLISH of publisher `origin` with packet id `packetId`, as a gateway routes it (durability sync/async). */
+  const qos2 = (h: Harness, topic: string, payload: string, origin: string, packetId: number, part = 0): void =>
+    h.shard({ t: 'publish', msg: { topic, payload: Buffer.from(payload), qos: 2, retain: false, origin }, dedup: { packetId, part } });
+
+  it('a resend (same key, same topic and payload) is dropped; the same key with other content is delivered', async () => {
+    const store = new MemoryStore();
+    const h = harness({ store });
+    await online(h, 's1', [['t/#', 2]]);
+    qos2(h, 't/a', 'one', 'pub', 9);
+    qos2(h, 't/a', 'one', 'pub', 9); // resend
+    qos2(h, 't/a', 'two', 'pub', 9); // new payload under the same id
+    qos2(h, 't/b', 'two', 'pub', 9); // new topic under the same id
+    qos2(h, 't/b', 'two', 'pub', 9); // resend of that one
+    await tick();
+    expect(payloads(h.take())).toEqual(['one', 'two', 'two']);
+    expect(h.metrics.get('messages_duplicate_dropped_total')).toBe(2);
+    await tick();
+    // One entry per key, carrying the fingerprint of the newest message.
+    expect(store.loadShard().dedup).toEqual([{ key: ['pub', 9, 0], fp: messageFingerprint('t/b', Buffer.from('two')), at: expect.any(Number) }]);
+  });
+
+  it('the offline sweep purges entries older than dedupMaxAgeMs: a resend after that is delivered again', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+    vi.setSystemTime(1_767_225_600_000);
+    const store = new MemoryStore();
+    // The sweep runs every evictAfterMs (at least 100 ms, at most 5 s).
+    const h = harness({ store, evictAfterMs: 1000, dedupMaxAgeMs: 10_000 });
+    await online(h, 's1', [['t', 2]]);
+    qos2(h, 't', 'm', 'pub', 3);
+    await tick();
+    expect(payloads(h.take())).toEqual(['m']);
+    await tick();
+    expect(store.loadShard().dedup.map((e) => e.at)).toEqual([1_767_225_600_000]);
+
+    vi.advanceTimersByTime(9_000); // nine sweeps, the entry is 9 s old: kept
+    qos2(h, 't', 'm', 'pub', 3);
+    await tick();
+    expect(payloads(h.take())).toEqual([]);
+    expect(h.metrics.get('messages_duplicate_dropped_total')).toBe(1);
+    expect(store.loadShard().dedup).toHaveLength(1);
+
+    vi.advanceTimersByTime(2_000); // 11 s old at the next sweeps: purged
+    await tick();
+    expect(store.loadShard().dedup).toEqual([]);
+    qos2(h, 't', 'm', 'pub', 3);
+    await tick();
+    expect(payloads(h.take())).toEqual(['m']);
+    expect(h.metrics.get('messages_duplicate_dropped_total')).toBe(1);
+    // Taken in again, with the time of now.
+    await tick();
+    expect(store.loadShard().dedup.map((e) => e.at)).toEqual([1_767_225_611_000]);
+  });
+});
+
 describe('ShardActor: metrics', () => {
   it('collectMetrics reports sessions, subscriptions, queued and inflight to the coordinator', async () => {
     const h = harness({ maxInflight: 1 });
@@ -763,7 +825,19 @@ describe('ShardActor: metrics', () => {
     expect(report).toMatchObject({
       t: 'metricsReport',
       reqId: 7,
-      snapshot: { thread: 'shard0', gauges: { sessions: 1, sessions_online: 1, subscriptions: 2, messages_inflight: 1, messages_queued: 1 } },
+      snapshot: {
+        thread: 'shard0',
+        gauges: {
+          sessions: 1,
+          sessions_online: 1,
+          subscriptions: 2,
+          messages_inflight: 1,
+          messages_queued: 1,
+          // A clean session (expiry 0) writes nothing to the store.
+          store_bytes: 0,
+          store_entries: 0,
+        },
+      },
     });
   });
 });
