@@ -60,6 +60,18 @@ export async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
+/** True when nothing accepts TCP connections on loopback `port` (any more). */
+export function portClosed(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      res(false);
+    });
+    s.once('error', () => res(true));
+  });
+}
+
 export class BrokerProcess {
   readonly tcpUrl: string;
   readonly wsUrl: string;

@@ -12,13 +12,12 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, stat } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
+import { ROOT, freePorts, portClosed } from '../helpers/broker-process.js';
+import { within } from '../helpers/clients.js';
 
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 /** tsx compiles the CLI and the worker entries on the fly: give the first start some slack. */
 const START_TIMEOUT = 10_000;
@@ -56,14 +55,6 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Run {
   return run;
 }
 
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms))),
-  ]);
-}
-
 async function waitForText(run: Run, stream: 'stdout' | 'stderr', text: string, ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (!run[stream]().includes(text)) {
@@ -73,39 +64,10 @@ async function waitForText(run: Run, stream: 'stdout' | 'stderr', text: string, 
   }
 }
 
-/** Free TCP ports: listen on port 0, note the port, close. */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<net.Server>((res, rej) => {
-          const s = net.createServer();
-          s.once('error', rej);
-          s.listen({ host: '127.0.0.1', port: 0 }, () => res(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
-
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'switchboard-cli-'));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   return dir;
-}
-
-function portClosed(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      res(false);
-    });
-    s.once('error', () => res(true));
-  });
 }
 
 afterEach(async () => {

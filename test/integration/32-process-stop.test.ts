@@ -14,11 +14,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePorts } from '../helpers/broker-process.js';
+import { freePorts, portClosed } from '../helpers/broker-process.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 /** The default shutdownTimeout (seconds): the broker must be gone within it. */
@@ -82,17 +81,6 @@ function alive(pid: number): boolean {
   }
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      res(false);
-    });
-    s.once('error', () => res(true));
-  });
-}
-
 /** Every process of the broker gone within the grace period, its ports free, a clean stop logged. */
 async function expectStopped(s: Started, wrapperPid?: number): Promise<void> {
   const end = Date.now() + GRACE_MS;
@@ -100,7 +88,7 @@ async function expectStopped(s: Started, wrapperPid?: number): Promise<void> {
     if (Date.now() > end) throw new Error(`still running after ${GRACE_MS} ms:\n${s.output()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  for (const p of s.ports) expect(await portFree(p)).toBe(true);
+  for (const p of s.ports) expect(await portClosed(p)).toBe(true);
   expect(s.output()).toContain('"msg":"stopping"');
   expect(s.output()).toContain('"msg":"stopped"');
 }

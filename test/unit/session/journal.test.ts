@@ -1,35 +1,31 @@
 /**
  * The shard's journal (src/session/journal.ts) over a MemoryStore, driven through a real
- * ShardActor on an in-thread ActorSystem with fake gateways and coordinator, the way
- * shard-actor.test.ts does it. A second ShardActor on the same MemoryStore stands for the
- * shard after a restart (restore()).
+ * ShardActor on an in-thread ActorSystem with fake gateways and coordinator
+ * (shard-harness.ts, as in shard-actor.test.ts). A second ShardActor on the same
+ * MemoryStore stands for the shard after a restart (restore()).
  */
 import { describe, it, expect, afterEach, vi } from 'vitest';
-import type { Logger } from 'pino';
-import { ActorSystem } from '../../../src/runtime/system.js';
-import { ShardActor, type ShardOptions } from '../../../src/session/shard-actor.js';
+import type { ShardOptions } from '../../../src/session/shard-actor.js';
 import { Session } from '../../../src/session/session.js';
 import { Journal } from '../../../src/session/journal.js';
 import type { QueuedMessage } from '../../../src/session/message-queue.js';
-import { Metrics } from '../../../src/admin/metrics.js';
 import { MemoryStore } from '../../../src/store/memory-store.js';
 import { messageFingerprint } from '../../../src/store/message.js';
 import type { DedupEntry, DedupKey, OutboundRecord, SessionRecord, Store } from '../../../src/store/types.js';
 import { gatewayOf, makeConnId } from '../../../src/gateway/conn-id.js';
+import type { AppMessage, QoS } from '../../../src/protocol/messages.js';
 import {
-  COORDINATOR,
-  gatewayName,
-  shardName,
-  type AppMessage,
-  type CoordinatorMsg,
-  type GatewayMsg,
-  type Outbound,
-  type QoS,
-  type ShardMsg,
-  type SubRequest,
-} from '../../../src/protocol/messages.js';
+  cleanups,
+  online as onlineFor,
+  payloads,
+  pubs,
+  runCleanups,
+  shardHarness,
+  tick,
+  type ConnectMsg,
+  type ShardHarness as Harness,
+} from './shard-harness.js';
 
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 /** The journal flushes at the end of the turn (setImmediate), then answers after the commit. */
 const settle = async (): Promise<void> => {
   for (let i = 0; i < 4; i++) await tick();
@@ -38,119 +34,15 @@ const settle = async (): Promise<void> => {
 /** Session Expiry "never": no expiry timer is left running after a test. */
 const NEVER = 0xffffffff;
 
-const silentLog = {
-  child: () => silentLog,
-  info: () => {},
-  warn: () => {},
-  error: () => {},
-  debug: () => {},
-  trace: () => {},
-} as unknown as Logger;
-
-const cleanups: Array<() => void> = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
-  vi.useRealTimers();
-});
-
-type ConnectMsg = Extract<ShardMsg, { t: 'connect' }>;
-
-interface Harness {
-  actor: ShardActor;
-  store: Store;
-  shard: (m: ShardMsg) => void;
-  gw: GatewayMsg[][];
-  coord: CoordinatorMsg[];
-  metrics: Metrics;
-  take(i?: number): GatewayMsg[];
-  ackRoutes(i?: number): void;
-  connect(clientId: string, o?: Partial<ConnectMsg>): number;
-  subscribe(clientId: string, connId: number, subs: Array<Partial<SubRequest> & { filter: string }>): void;
-  publish(topic: string, qos: QoS, payload?: string, over?: Partial<AppMessage>, extra?: Partial<Extract<ShardMsg, { t: 'publish' }>>): void;
-  ack(clientId: string, connId: number, kind: 'puback' | 'pubrec' | 'pubcomp', packetId: number): void;
-}
+afterEach(runCleanups);
 
 /**
- * A shard on `store`. With `restore`, the sessions in the store are rebuilt before the
- * shard takes any message (as shard-host.ts does); the result is in `restored`.
+ * A shard on `store` (a fresh MemoryStore by default). With `restore`, the sessions in the
+ * store are rebuilt before the shard takes any message (as shard-host.ts does); the result
+ * is in `restored`. Subscriptions default to Retain Handling 2 (no retained messages).
  */
-function harness(
-  o: { opts?: Partial<ShardOptions>; store?: Store; restore?: boolean } = {},
-): Harness & { restored?: ReturnType<ShardActor['restore']> } {
-  const store = o.store ?? new MemoryStore();
-  const opts: ShardOptions = {
-    index: 0,
-    gateways: 1,
-    shards: 1,
-    maxInflight: 10,
-    maxQueuedMessages: 100,
-    maxSubscriptionsPerClient: 50,
-    maxSessions: 1000,
-    maxAnonymousSessions: 1000,
-    im: false,
-    store,
-    evictAfterMs: null,
-    dedupMaxAgeMs: 3_600_000,
-    ...o.opts,
-  };
-  const sys = new ActorSystem('t', () => 't');
-  const gw: GatewayMsg[][] = [];
-  const routeAdds: Array<Array<{ seq: number }>> = [];
-  for (let i = 0; i < opts.gateways; i++) {
-    const box: GatewayMsg[] = [];
-    const adds: Array<{ seq: number }> = [];
-    gw.push(box);
-    routeAdds.push(adds);
-    sys.spawn<GatewayMsg>(gatewayName(i), {
-      receive(m) {
-        box.push(m);
-        if (m.t === 'routeAdd') adds.push({ seq: m.seq });
-      },
-    });
-  }
-  const coord: CoordinatorMsg[] = [];
-  sys.spawn<CoordinatorMsg>(COORDINATOR, { receive: (m) => void coord.push(m) });
-  const metrics = new Metrics('shard0');
-  cleanups.push(() => metrics.close());
-  const actor = new ShardActor(opts, sys, metrics, silentLog);
-  // Like shard-host.ts: restore before the shard is spawned (takes messages).
-  const restored = o.restore ? actor.restore() : undefined;
-  const ref = sys.spawn<ShardMsg>(shardName(opts.index), actor);
-  let counter = 0;
-  return {
-    actor,
-    store,
-    restored,
-    shard: (m) => ref.tell(m),
-    gw,
-    coord,
-    metrics,
-    take: (i = 0) => gw[i]!.splice(0),
-    ackRoutes(i = 0) {
-      for (const a of routeAdds[i]!.splice(0)) ref.tell({ t: 'routeAck', gw: i, seq: a.seq });
-    },
-    connect(clientId, over = {}) {
-      const g = over.gw ?? 0;
-      const connId = over.connId ?? makeConnId(++counter, g);
-      ref.tell({ t: 'connect', gw: g, connId, clientId, protocolVersion: 5, cleanStart: true, expiry: 0, receiveMaximum: 65535, ...over });
-      return connId;
-    },
-    subscribe(clientId, connId, subs) {
-      ref.tell({
-        t: 'subscribe',
-        connId,
-        clientId,
-        packetId: 1,
-        subs: subs.map((s) => ({ qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 2, code: 0, ...s })),
-      });
-    },
-    publish(topic, qos, payload = 'p', over = {}, extra = {}) {
-      ref.tell({ t: 'publish', msg: { topic, payload: Buffer.from(payload), qos, retain: false, ...over }, ...extra });
-    },
-    ack(clientId, connId, kind, packetId) {
-      ref.tell({ t: 'ack', connId, clientId, kind, packetId });
-    },
-  };
+function harness(o: { opts?: Partial<ShardOptions>; store?: Store; restore?: boolean } = {}) {
+  return shardHarness({ store: o.store ?? new MemoryStore(), ...o.opts }, { restore: o.restore, retainHandling: 2 });
 }
 
 /** The shard after a restart: a new ShardActor on `store`, restored; its routeAdds have reached the gateways. */
@@ -160,16 +52,9 @@ async function restart(store: Store, opts: Partial<ShardOptions> = {}) {
   return h;
 }
 
-/** Connects, subscribes and completes the route handshake; returns the connId. */
-async function online(h: Harness, clientId: string, filters: Array<[string, QoS]>, over: Partial<ConnectMsg> = {}): Promise<number> {
-  const connId = h.connect(clientId, over);
-  h.subscribe(clientId, connId, filters.map(([filter, qos]) => ({ filter, qos })));
-  await tick();
-  for (let i = 0; i < h.gw.length; i++) h.ackRoutes(i);
-  await settle();
-  for (let i = 0; i < h.gw.length; i++) h.take(i);
-  return connId;
-}
+/** Connects, subscribes, completes the route handshake and lets the journal commit; returns the connId. */
+const online = (h: Harness, clientId: string, filters: Array<[string, QoS]>, over: Partial<ConnectMsg> = {}): Promise<number> =>
+  onlineFor(h, clientId, filters, over, settle);
 
 /** A persistent session (expiry never) that subscribed and went offline. */
 async function offline(h: Harness, clientId: string, filters: Array<[string, QoS]>): Promise<void> {
@@ -178,17 +63,7 @@ async function offline(h: Harness, clientId: string, filters: Array<[string, QoS
   await settle();
 }
 
-function pubs(msgs: GatewayMsg[]): Array<Extract<Outbound, { k: 'pub' }> & { connId: number }> {
-  const out: Array<Extract<Outbound, { k: 'pub' }> & { connId: number }> = [];
-  for (const m of msgs) {
-    if (m.t === 'deliver') for (const x of m.out) if (x.k === 'pub') out.push({ ...x, connId: m.connId });
-    if (m.t === 'deliverGroup')
-      for (const it of m.items) out.push({ k: 'pub', msg: m.msg, qos: it.qos, packetId: it.packetId, dup: false, retain: it.retain, subIds: it.subIds, connId: it.connId });
-  }
-  return out;
-}
 const text = (p: Uint8Array): string => Buffer.from(p).toString();
-const payloads = (msgs: GatewayMsg[]): string[] => pubs(msgs).map((p) => text(p.msg.payload));
 
 /** What the store holds, read back as a restarting shard would. */
 function stored(store: Store) {

@@ -1,165 +1,20 @@
-import { firstConnId } from '../../../src/gateway/conn-id.js';
 import { describe, it, expect, afterEach, vi } from 'vitest';
-import type { Logger } from 'pino';
-import { ActorSystem } from '../../../src/runtime/system.js';
-import { ShardActor, type ShardOptions } from '../../../src/session/shard-actor.js';
-import { Metrics } from '../../../src/admin/metrics.js';
+import { firstConnId } from '../../../src/gateway/conn-id.js';
 import { MemoryStore } from '../../../src/store/memory-store.js';
 import { messageFingerprint } from '../../../src/store/message.js';
-import { makeConnId } from '../../../src/gateway/conn-id.js';
+import type { GatewayMsg, QoS, WillMessage } from '../../../src/protocol/messages.js';
 import {
-  COORDINATOR,
-  gatewayName,
-  shardName,
-  type AppMessage,
-  type CoordinatorMsg,
-  type GatewayMsg,
-  type Outbound,
-  type QoS,
-  type ShardMsg,
-  type SubRequest,
-  type WillMessage,
-} from '../../../src/protocol/messages.js';
+  cleanups,
+  online,
+  payloads,
+  pubs,
+  runCleanups,
+  shardHarness as harness,
+  tick,
+  type ShardHarness as Harness,
+} from './shard-harness.js';
 
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-const silentLog = {
-  child: () => silentLog,
-  info: () => {},
-  warn: () => {},
-  error: () => {},
-  debug: () => {},
-  trace: () => {},
-} as unknown as Logger;
-
-const cleanups: Array<() => void> = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
-  vi.useRealTimers();
-});
-
-interface Harness {
-  sys: ActorSystem;
-  shard: (m: ShardMsg) => void;
-  /** Everything each gateway received, in order. */
-  gw: GatewayMsg[][];
-  coord: CoordinatorMsg[];
-  metrics: Metrics;
-  /** Takes (and forgets) what gateway `i` received so far. */
-  take(i?: number): GatewayMsg[];
-  /** Acknowledges every routeAdd that gateway `i` has seen so far. */
-  ackRoutes(i?: number): void;
-  connect(clientId: string, o?: Partial<Extract<ShardMsg, { t: 'connect' }>>): number;
-  subscribe(clientId: string, connId: number, subs: Array<Partial<SubRequest> & { filter: string }>, subId?: number): void;
-  publish(topic: string, qos: QoS, payload?: string, over?: Partial<AppMessage>): void;
-}
-
-function harness(opts: Partial<ShardOptions> = {}): Harness {
-  const o: ShardOptions = {
-    index: 0,
-    gateways: 1,
-    shards: 1,
-    maxInflight: 10,
-    maxQueuedMessages: 100,
-    maxSubscriptionsPerClient: 50,
-    maxSessions: 1000,
-    maxAnonymousSessions: 1000,
-    im: false,
-    store: new MemoryStore(),
-    evictAfterMs: null,
-    dedupMaxAgeMs: 3_600_000,
-    ...opts,
-  };
-  const sys = new ActorSystem('t', () => 't');
-  const gw: GatewayMsg[][] = [];
-  const routeAdds: Array<Array<{ seq: number }>> = [];
-  for (let i = 0; i < o.gateways; i++) {
-    const box: GatewayMsg[] = [];
-    const adds: Array<{ seq: number }> = [];
-    gw.push(box);
-    routeAdds.push(adds);
-    sys.spawn<GatewayMsg>(gatewayName(i), {
-      receive(m) {
-        box.push(m);
-        if (m.t === 'routeAdd') adds.push({ seq: m.seq });
-      },
-    });
-  }
-  const coord: CoordinatorMsg[] = [];
-  sys.spawn<CoordinatorMsg>(COORDINATOR, { receive: (m) => void coord.push(m) });
-  const metrics = new Metrics('shard0');
-  cleanups.push(() => metrics.close());
-  const actor = new ShardActor(o, sys, metrics, silentLog);
-  const ref = sys.spawn<ShardMsg>(shardName(o.index), actor);
-  let counter = 0;
-  const h: Harness = {
-    sys,
-    shard: (m) => ref.tell(m),
-    gw,
-    coord,
-    metrics,
-    take(i = 0) {
-      return gw[i]!.splice(0);
-    },
-    ackRoutes(i = 0) {
-      for (const a of routeAdds[i]!.splice(0)) ref.tell({ t: 'routeAck', gw: i, seq: a.seq });
-    },
-    connect(clientId, over = {}) {
-      const g = over.gw ?? 0;
-      const connId = over.connId ?? makeConnId(++counter, g);
-      ref.tell({
-        t: 'connect',
-        gw: g,
-        connId,
-        clientId,
-        protocolVersion: 5,
-        cleanStart: true,
-        expiry: 0,
-        receiveMaximum: 65535,
-        ...over,
-      });
-      return connId;
-    },
-    subscribe(clientId, connId, subs, subId) {
-      ref.tell({
-        t: 'subscribe',
-        connId,
-        clientId,
-        packetId: 1,
-        subId,
-        subs: subs.map((s) => ({ qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0, code: 0, ...s })),
-      });
-    },
-    publish(topic, qos, payload = 'p', over = {}) {
-      ref.tell({ t: 'publish', msg: { topic, payload: Buffer.from(payload), qos, retain: false, ...over } });
-    },
-  };
-  return h;
-}
-
-/** The `pub` outbounds of the deliver messages in `msgs`. */
-function pubs(msgs: GatewayMsg[]): Array<Extract<Outbound, { k: 'pub' }> & { connId: number }> {
-  const out: Array<Extract<Outbound, { k: 'pub' }> & { connId: number }> = [];
-  for (const m of msgs) {
-    if (m.t === 'deliver') for (const o of m.out) if (o.k === 'pub') out.push({ ...o, connId: m.connId });
-    // A fan-out to several connections of one gateway travels as one group.
-    if (m.t === 'deliverGroup')
-      for (const it of m.items) out.push({ k: 'pub', msg: m.msg, qos: it.qos, packetId: it.packetId, dup: false, retain: it.retain, subIds: it.subIds, connId: it.connId });
-  }
-  return out;
-}
-const payloads = (msgs: GatewayMsg[]): string[] => pubs(msgs).map((p) => Buffer.from(p.msg.payload).toString());
-
-/** Connects, subscribes and completes the route handshake; returns the connId. */
-async function online(h: Harness, clientId: string, filters: Array<[string, QoS]>, over: Partial<Extract<ShardMsg, { t: 'connect' }>> = {}) {
-  const connId = h.connect(clientId, over);
-  h.subscribe(clientId, connId, filters.map(([filter, qos]) => ({ filter, qos })));
-  await tick();
-  for (let i = 0; i < h.gw.length; i++) h.ackRoutes(i);
-  await tick();
-  for (let i = 0; i < h.gw.length; i++) h.take(i);
-  return connId;
-}
+afterEach(runCleanups);
 
 describe('ShardActor: connect', () => {
   it('connect is answered with connack (no session present for a new client)', async () => {
