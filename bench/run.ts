@@ -4,19 +4,21 @@
  * fresh broker process for every run. Writes bench/results/bench-<timestamp>.{json,md}
  * and SVG charts, and prints the Markdown report. See bench/README.md.
  *
- * Scenarios: fanin fanout pairs latency soak conns http fig6 (all = every one).
+ * Scenarios: fanin fanout pairs latency soak conns http durability fig6 (all = every one).
  * Common options:
  *   --quick            small sizes, 1 round, 3 s windows: `all --quick` takes a few minutes
  *   --rounds N         rounds per scenario and broker (3; quick 1)
  *   --duration S       measurement window, s (5; quick 3)     --warmup S   warm-up, s (1)
- *   --brokers LIST     switchboard,aedes,mosquitto,nats (default: every one installed)
+ *   --brokers LIST     switchboard,aedes,mosquitto,nats (default: every one installed); also
+ *                      switchboard-async, switchboard-memory (store.durability; default sync)
  *   --transport LIST   tcp,ws (default tcp)                   --qos LIST   0,1,2 (default per scenario)
  *   --payload N        payload bytes (64)                     --v5         MQTT 5 where the peer supports it
  *   --switchboard-args "ARGS"   extra flags for Switchboard, e.g. "--gateways 0 --shards 0"
  *   --no-build         do not rebuild dist/                   --out DIR    results directory (bench/results)
  * Scenario options (--name value): fanin --publishers --window; fanout --subscribers --messages;
  *   pairs/latency/soak --pairs --window --rate --soak-seconds; conns --conns 10000,20000 --per-process
- *   --connect-rate --addresses; fig6 --counts 1,10,50,100.
+ *   --connect-rate --addresses; fig6 --counts 1,10,50,100; durability --cases pairs,fanin,latency,
+ *   restart-term,restart-kill --modes memory,async,sync --sessions --per-session --protocol 4|5.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -24,12 +26,14 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   ALL_BROKERS,
+  KNOWN_BROKERS,
   BENCH_DIR,
   BROKER_LABEL,
   REPO_ROOT,
   brokerAvailable,
   brokerVersion,
   installCleanupHandlers,
+  isSwitchboard,
   killAllChildren,
   startBroker,
   type BrokerHandle,
@@ -41,8 +45,9 @@ import { renderMarkdown, summarize, writeReport, type BenchReportInput, type Cas
 import { fanin, fanout, latency, pairs, soak } from './scenarios/mqtt.js';
 import { conns } from './scenarios/conns.js';
 import { http } from './scenarios/http.js';
+import { durability } from './scenarios/durability.js';
 
-const SCENARIOS: Scenario[] = [fanin, fanout, pairs, latency, soak, conns, http];
+const SCENARIOS: Scenario[] = [fanin, fanout, pairs, latency, soak, conns, http, durability];
 const ALL_NAMES = [...SCENARIOS.map((s) => s.name), 'fig6'];
 
 function usage(): string {
@@ -104,7 +109,7 @@ export function parseArgs(argv: string[]): Parsed {
   if (names.length === 0) throw new Error(`name a scenario: ${ALL_NAMES.join(', ')} or all (see --help)`);
   const expanded = names.includes('all') ? ALL_NAMES : names;
   for (const n of expanded) if (!ALL_NAMES.includes(n)) throw new Error(`unknown scenario "${n}" (known: ${ALL_NAMES.join(', ')}, all)`);
-  for (const b of brokers ?? []) if (!ALL_BROKERS.includes(b)) throw new Error(`unknown broker "${b}" (known: ${ALL_BROKERS.join(', ')})`);
+  for (const b of brokers ?? []) if (!KNOWN_BROKERS.includes(b)) throw new Error(`unknown broker "${b}" (known: ${KNOWN_BROKERS.join(', ')})`);
   const chosen = (brokers ?? ALL_BROKERS).filter((b) => {
     if (brokerAvailable(b)) return true;
     process.stderr.write(`bench: ${b} is not installed here, leaving it out\n`);
@@ -183,7 +188,8 @@ async function runOne(s: Scenario, b: BrokerName, p: Parsed, round: number): Pro
     broker = await startBroker(b, {
       ws: bo.ws,
       env: bo.env,
-      extraArgs: b === 'switchboard' ? [...p.switchboardArgs, ...(bo.switchboardArgs ?? [])] : undefined,
+      persistence: bo.persistence,
+      extraArgs: isSwitchboard(b) ? [...p.switchboardArgs, ...(bo.switchboardArgs ?? [])] : undefined,
     });
     const cases = await s.run(broker, p.o, progressLine());
     for (const [caseName, m] of Object.entries(cases)) runs.push({ scenario: s.name, caseName, broker: b, round, m });
@@ -204,7 +210,7 @@ async function runOne(s: Scenario, b: BrokerName, p: Parsed, round: number): Pro
       const log = broker
         .output()
         .split('\n')
-        .filter((l) => l.trim() && !/^switchboard .* started|^\s+(MQTT over|metrics \/ health|data directory)|listening on|\[INF\]/.test(l));
+        .filter((l) => l.trim() && !/^switchboard .* started|^\s+(MQTT over|metrics \/ health|data directory|store  )|listening on|\[INF\]/.test(l));
       for (const r of runs) {
         if (unclean) r.m.issues.push(`broker did not stop cleanly (code ${ex.code}, signal ${ex.signal}${ex.unexpected ? ', exited on its own' : ''})`);
         if (log.length) r.m.issues.push(`broker log: ${log.length} line(s), first: ${log[0]!.slice(0, 200)}`);
@@ -233,12 +239,15 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   const scenarios = SCENARIOS.filter((s) => p.names.includes(s.name));
   for (const s of scenarios) {
-    const brokers = p.o.brokers.filter((b) => s.supports(b, p.o));
+    const candidates = s.brokers?.(p.o.brokers, p.o) ?? p.o.brokers;
+    const brokers = candidates.filter((b) => s.supports(b, p.o));
     process.stderr.write(`bench: ${s.name}: ${s.describe(p.o)}\n        ${p.o.rounds} round(s) x ${brokers.map((b) => BROKER_LABEL[b]).join(', ')}\n`);
     for (const variant of s.variants?.(p.o) ?? [{}]) {
       const pv: Parsed = { ...p, o: { ...p.o, extra: { ...p.o.extra, ...variant } } };
+      // A variant may leave brokers out (e.g. durability's restart cases: not Switchboard memory).
+      const vBrokers = candidates.filter((b) => s.supports(b, pv.o));
       for (let round = 1; round <= p.o.rounds; round++) {
-        for (const b of brokers) {
+        for (const b of vBrokers) {
           const got = await runOne(s, b, pv, round);
           runs.push(...got);
           for (const r of got) {
@@ -266,7 +275,7 @@ async function main(): Promise<void> {
     options: p.o,
     scenarios: scenarios.map((s) => ({ name: s.name, description: s.describe(p.o) })),
     runs,
-    versions: Object.fromEntries(p.o.brokers.map((b) => [b, brokerVersion(b)])),
+    versions: Object.fromEntries([...new Set([...p.o.brokers, ...runs.map((r) => r.broker)])].map((b) => [b, brokerVersion(b)])),
     machineNotes: notes,
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`,
   };

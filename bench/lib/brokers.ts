@@ -3,23 +3,46 @@
  * loopback ports, and makes sure no child outlives the bench (exit, error, Ctrl-C).
  *
  *   switchboard  node dist/src/cli.js start (compiled CLI, default topology), temp data dir
+ *   switchboard-async, switchboard-memory   the same with store.durability async / memory
  *   aedes        node bench/peers/aedes-server.js (aedes + net.createServer)
- *   mosquitto    /usr/sbin/mosquitto -c <temp config>, only if the binary exists
+ *   mosquitto    /usr/sbin/mosquitto -c <temp config>, only if the binary exists (persistence
+ *                false, or true with StartOptions.persistence)
  *   nats         /usr/sbin/nats-server with its MQTT listener (JetStream on, temp store), if installed
  *
  * Each broker runs under bench/lib/leash.js, which kills it when the bench goes away,
- * even on SIGKILL of the bench.
+ * even on SIGKILL of the bench. BrokerHandle.restart() stops a broker (SIGTERM or SIGKILL)
+ * and starts it again on the same ports and directory (durability: restart with data).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type BrokerName = 'switchboard' | 'aedes' | 'mosquitto' | 'nats';
+export type BrokerName = 'switchboard' | 'switchboard-async' | 'switchboard-memory' | 'aedes' | 'mosquitto' | 'nats';
+/** The brokers of a run unless --brokers says otherwise: one per product. */
 export const ALL_BROKERS: BrokerName[] = ['switchboard', 'aedes', 'mosquitto', 'nats'];
-export const BROKER_LABEL: Record<BrokerName, string> = { switchboard: 'Switchboard', aedes: 'Aedes', mosquitto: 'Mosquitto', nats: 'NATS' };
+/**
+ * Switchboard with another `store.durability` than its default (sync), as brokers of their
+ * own so that the runner interleaves and reports them like peers
+ * (`--brokers switchboard,switchboard-async,switchboard-memory`; the durability scenario
+ * adds them itself).
+ */
+export const SWITCHBOARD_VARIANTS: Partial<Record<BrokerName, Record<string, string>>> = {
+  'switchboard-async': { SWITCHBOARD_STORE__DURABILITY: 'async' },
+  'switchboard-memory': { SWITCHBOARD_STORE__DURABILITY: 'memory' },
+};
+export const KNOWN_BROKERS: BrokerName[] = [...ALL_BROKERS, 'switchboard-async', 'switchboard-memory'];
+export const isSwitchboard = (b: BrokerName): boolean => b === 'switchboard' || SWITCHBOARD_VARIANTS[b] !== undefined;
+export const BROKER_LABEL: Record<BrokerName, string> = {
+  switchboard: 'Switchboard',
+  'switchboard-async': 'Switchboard async',
+  'switchboard-memory': 'Switchboard memory',
+  aedes: 'Aedes',
+  mosquitto: 'Mosquitto',
+  nats: 'NATS',
+};
 
 export const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const REPO_ROOT = path.resolve(BENCH_DIR, '..');
@@ -45,6 +68,8 @@ export function brokerVersion(name: BrokerName): string {
   try {
     switch (name) {
       case 'switchboard':
+      case 'switchboard-async':
+      case 'switchboard-memory':
         return JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).version as string;
       case 'aedes':
         return JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules/aedes/package.json'), 'utf8')).version as string;
@@ -174,6 +199,15 @@ export interface BrokerExit {
   unexpected: boolean;
 }
 
+export type StopResult = BrokerExit & { stopMs: number; killed: boolean };
+
+export interface RestartResult {
+  /** How the old process ended, and how long that took. */
+  stopped: StopResult;
+  /** The new process: from its spawn (its pid reported) to the port accepting connections. */
+  readyMs: number;
+}
+
 export interface BrokerHandle {
   name: BrokerName;
   host: string;
@@ -183,16 +217,27 @@ export interface BrokerHandle {
   /** MQTT over WebSocket, when started with `ws` (Switchboard always has it). */
   wsPort?: number;
   wsPath?: string;
-  /** The broker process itself (not its leash). */
+  /** The broker process itself (not its leash); a new one after restart(). */
   pid: number;
   /** The leash process. */
   child: ChildProcess;
+  /** From spawning the leash to the port accepting connections. */
   startMs: number;
-  /** Everything the broker printed on stdout/stderr (last 64 KiB). */
+  /** From the broker process's spawn (its pid reported by the leash) to the port accepting connections. */
+  readyMs: number;
+  /** The directory the broker runs in (config, data dir, Mosquitto's database); removed by stop(). */
+  dir: string;
+  /** Everything the broker printed on stdout/stderr (last 64 KiB, over restarts). */
   output(): string;
   exit: BrokerExit | undefined;
   /** SIGTERM, then SIGKILL after graceMs. Resolves with how it ended. */
-  stop(graceMs?: number): Promise<BrokerExit & { stopMs: number; killed: boolean }>;
+  stop(graceMs?: number): Promise<StopResult>;
+  /**
+   * Stops the broker with `signal` (SIGTERM: SIGKILL after graceMs) and starts it again
+   * with the same arguments, ports and directory (its data survives), polling the port
+   * every `pollMs`. The handle then refers to the new process.
+   */
+  restart(o: { signal: 'SIGTERM' | 'SIGKILL'; graceMs?: number; pollMs?: number; readyTimeoutMs?: number }): Promise<RestartResult>;
 }
 
 export interface StartOptions {
@@ -204,12 +249,61 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Also listen for MQTT over WebSocket (peers; Switchboard always does). */
   ws?: boolean;
+  /** Mosquitto: `persistence true` (database in the broker's directory, autosave every MOSQUITTO_AUTOSAVE_S). */
+  persistence?: boolean;
+}
+
+/** Mosquitto's autosave_interval with `persistence`: its default, written out so reports can name it. */
+export const MOSQUITTO_AUTOSAVE_S = 1800;
+
+/** The Mosquitto configuration of the bench (pure: tested). */
+export function mosquittoConfig(o: { host: string; port: number; wsPort?: number; persistenceDir?: string }): string {
+  // set_tcp_nodelay: without it Nagle's algorithm meets delayed ACKs and small
+  // messages wait ~40 ms; every broker in the bench gets TCP_NODELAY.
+  const lines = [`listener ${o.port} ${o.host}`, 'allow_anonymous true'];
+  if (o.persistenceDir === undefined) lines.push('persistence false');
+  else {
+    // Mosquitto writes its database only every autosave_interval seconds and on shutdown.
+    const dir = o.persistenceDir.endsWith('/') ? o.persistenceDir : `${o.persistenceDir}/`;
+    lines.push('persistence true', `persistence_location ${dir}`, `autosave_interval ${MOSQUITTO_AUTOSAVE_S}`);
+  }
+  lines.push('set_tcp_nodelay true', 'log_dest stderr', 'log_type error', 'log_type warning');
+  if (o.wsPort !== undefined) lines.push(`listener ${o.wsPort} ${o.host}`, 'protocol websockets');
+  // Per-listener settings (allow_anonymous) apply to every listener.
+  return ['per_listener_settings false', ...lines, ''].join('\n');
+}
+
+/** uid and gid of a local user (/etc/passwd), if there is one. */
+function passwdIds(user: string): { uid: number; gid: number } | undefined {
+  try {
+    const line = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${user}:`));
+    const f = line?.split(':');
+    return f ? { uid: Number(f[2]), gid: Number(f[3]) } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function cleanEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SWITCHBOARD_')) env[k] = v;
   return env;
+}
+
+/** One broker process under its leash. */
+interface Life {
+  child: ChildProcess;
+  pid: number;
+  /** performance.now() when the leash reported the pid. */
+  pidAt: number;
+  brokerExit?: { code: number | null; signal: NodeJS.Signals | null };
+  exit?: BrokerExit;
+  stopping: boolean;
+  /** Switchboard printed its banner (this process). */
+  banner: boolean;
+  bannerText: string;
 }
 
 export async function startBroker(name: BrokerName, opts: StartOptions = {}): Promise<BrokerHandle> {
@@ -222,10 +316,14 @@ export async function startBroker(name: BrokerName, opts: StartOptions = {}): Pr
   let httpPort: number | undefined;
   let wsPort: number | undefined;
   let wsPath = '/mqtt';
+  const env = { ...cleanEnv(), ...(opts.env ?? {}) };
   switch (name) {
-    case 'switchboard': {
+    case 'switchboard':
+    case 'switchboard-async':
+    case 'switchboard-memory': {
       const cli = path.join(REPO_ROOT, 'dist/src/cli.js');
       if (!existsSync(cli)) throw new Error(`${cli} missing: run "npx tsc -p tsconfig.json" first`);
+      Object.assign(env, SWITCHBOARD_VARIANTS[name] ?? {});
       httpPort = await freePort(host);
       wsPort = httpPort;
       cmd = process.execPath;
@@ -244,17 +342,16 @@ export async function startBroker(name: BrokerName, opts: StartOptions = {}): Pr
     case 'mosquitto': {
       if (!mosquittoAvailable()) throw new Error(`${MOSQUITTO_BIN} not found`);
       const conf = path.join(tmp, 'mosquitto.conf');
-      // set_tcp_nodelay: without it Nagle's algorithm meets delayed ACKs and small
-      // messages wait ~40 ms; every broker in the bench gets TCP_NODELAY.
-      const lines = [`listener ${port} ${host}`, 'allow_anonymous true', 'persistence false', 'set_tcp_nodelay true', 'log_dest stderr', 'log_type error', 'log_type warning'];
       if (opts.ws) {
         wsPort = await freePort(host);
         wsPath = '/';
-        lines.push(`listener ${wsPort} ${host}`, 'protocol websockets');
       }
-      // Per-listener settings (allow_anonymous) apply to every listener.
-      lines.unshift('per_listener_settings false');
-      writeFileSync(conf, [...lines, ''].join('\n'));
+      writeFileSync(conf, mosquittoConfig({ host, port, wsPort, persistenceDir: opts.persistence ? tmp : undefined }));
+      // Started as root, Mosquitto drops to its own user: that user must be able to write its database.
+      if (opts.persistence && process.getuid?.() === 0) {
+        const ids = passwdIds('mosquitto') ?? passwdIds('nobody');
+        if (ids) chownSync(tmp, ids.uid, ids.gid);
+      }
       cmd = MOSQUITTO_BIN;
       args = ['-c', conf];
       break;
@@ -274,65 +371,123 @@ export async function startBroker(name: BrokerName, opts: StartOptions = {}): Pr
     }
   }
 
-  const t0 = performance.now();
-  const child = spawn(process.execPath, [path.join(BENCH_DIR, 'lib/leash.js'), cmd, ...args], {
-    cwd: tmp,
-    env: { ...cleanEnv(), ...(opts.env ?? {}) },
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-  });
-  trackChild(child);
-  let brokerPid = -1;
-  let brokerExit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  child.on('message', (m: { type: string; pid?: number; code?: number | null; signal?: NodeJS.Signals | null }) => {
-    if (m.type === 'pid') {
-      brokerPid = m.pid!;
-      brokerPids.add(brokerPid);
-    } else if (m.type === 'exit') brokerExit = { code: m.code ?? null, signal: m.signal ?? null };
-  });
   let out = '';
-  const collect = (d: Buffer) => {
-    out += d.toString('utf8');
-    if (out.length > 65536) out = out.slice(-65536);
+  const spawnLife = (): Life => {
+    const child = spawn(process.execPath, [path.join(BENCH_DIR, 'lib/leash.js'), cmd, ...args], {
+      cwd: tmp,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    trackChild(child);
+    const l: Life = { child, pid: -1, pidAt: 0, stopping: false, banner: false, bannerText: '' };
+    child.on('message', (m: { type: string; pid?: number; code?: number | null; signal?: NodeJS.Signals | null }) => {
+      if (m.type === 'pid') {
+        l.pid = m.pid!;
+        l.pidAt = performance.now();
+        brokerPids.add(l.pid);
+      } else if (m.type === 'exit') l.brokerExit = { code: m.code ?? null, signal: m.signal ?? null };
+    });
+    const collect = (d: Buffer) => {
+      const s = d.toString('utf8');
+      out += s;
+      if (out.length > 65536) out = out.slice(-65536);
+      if (!l.banner) {
+        l.bannerText = (l.bannerText + s).slice(-4096);
+        l.banner = l.bannerText.includes('MQTT over TCP');
+      }
+    };
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    child.once('close', (code, signal) => {
+      brokerPids.delete(l.pid);
+      // The broker's own exit status as the leash reported it, else the leash's.
+      const e = l.brokerExit ?? { code, signal };
+      l.exit = { code: e.code, signal: e.signal, unexpected: !l.stopping };
+      if (life === l) handle.exit = l.exit;
+    });
+    return l;
   };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
 
-  let stopping = false;
+  /** Ready = the port accepts connections (and, for Switchboard, it printed its banner). */
+  const waitReady = async (l: Life, timeoutMs: number, pollMs: number): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (l.exit) throw new Error(`${name} exited during start-up (code ${l.exit.code}, signal ${l.exit.signal}):\n${out}`);
+      if (Date.now() > deadline) {
+        await handle.stop(500);
+        throw new Error(`${name} not accepting on ${host}:${port} after ${timeoutMs} ms:\n${out}`);
+      }
+      const bannerOk = !isSwitchboard(name) || l.banner;
+      if (l.pid > 0 && bannerOk && (await canConnect(host, port))) return;
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  };
+
+  /** Ends one process: `signal` (SIGKILL goes to the broker itself), SIGKILL after graceMs. */
+  const end = async (l: Life, signal: 'SIGTERM' | 'SIGKILL', graceMs: number): Promise<StopResult> => {
+    l.stopping = true;
+    const s0 = performance.now();
+    let killed = false;
+    if (l.exit === undefined) {
+      const exited = new Promise<void>((r) => l.child.once('close', () => r()));
+      const kill = () => {
+        try {
+          if (l.pid > 0) process.kill(l.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+        l.child.kill('SIGKILL');
+      };
+      if (signal === 'SIGTERM') l.child.kill('SIGTERM');
+      else if (l.pid > 0) {
+        // The broker only: its leash reports how it ended.
+        try {
+          process.kill(l.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      } else kill();
+      const timer = setTimeout(() => {
+        killed = true;
+        kill();
+      }, graceMs);
+      await exited;
+      clearTimeout(timer);
+    }
+    return { ...l.exit!, stopMs: Math.round(performance.now() - s0), killed };
+  };
+
+  let life = spawnLife();
   const handle: BrokerHandle = {
     name,
     host,
     port,
     pid: -1,
-    child,
+    child: life.child,
     startMs: 0,
+    readyMs: 0,
+    dir: tmp,
     output: () => out,
     exit: undefined,
     stop: async (graceMs = 3000) => {
-      stopping = true;
-      const s0 = performance.now();
-      let killed = false;
-      if (handle.exit === undefined) {
-        const exited = new Promise<void>((r) => child.once('close', () => r()));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => {
-          killed = true;
-          try {
-            if (brokerPid > 0) process.kill(brokerPid, 'SIGKILL');
-          } catch {
-            /* gone */
-          }
-          child.kill('SIGKILL');
-        }, graceMs);
-        await exited;
-        clearTimeout(timer);
-      }
+      const r = await end(life, 'SIGTERM', graceMs);
       try {
         rmSync(tmp, { recursive: true, force: true });
         tmpDirs.delete(tmp);
       } catch {
         /* ignore */
       }
-      return { ...handle.exit!, stopMs: Math.round(performance.now() - s0), killed };
+      return r;
+    },
+    restart: async ({ signal, graceMs = 30_000, pollMs = 5, readyTimeoutMs = 60_000 }) => {
+      const stopped = await end(life, signal, graceMs);
+      life = spawnLife();
+      handle.exit = undefined;
+      handle.child = life.child;
+      await waitReady(life, readyTimeoutMs, pollMs);
+      handle.pid = life.pid;
+      handle.readyMs = Math.round(performance.now() - life.pidAt);
+      return { stopped, readyMs: handle.readyMs };
     },
   };
   if (httpPort !== undefined) handle.httpPort = httpPort;
@@ -340,27 +495,11 @@ export async function startBroker(name: BrokerName, opts: StartOptions = {}): Pr
     handle.wsPort = wsPort;
     handle.wsPath = wsPath;
   }
-  child.once('close', (code, signal) => {
-    brokerPids.delete(brokerPid);
-    // The broker's own exit status as the leash reported it, else the leash's.
-    const e = brokerExit ?? { code, signal };
-    handle.exit = { code: e.code, signal: e.signal, unexpected: !stopping };
-  });
-
-  // Ready = the port accepts connections (and, for Switchboard, it printed its banner).
-  const deadline = Date.now() + (opts.readyTimeoutMs ?? 15_000);
-  for (;;) {
-    if (handle.exit) throw new Error(`${name} exited during start-up (code ${handle.exit.code}, signal ${handle.exit.signal}):\n${out}`);
-    if (Date.now() > deadline) {
-      await handle.stop(500);
-      throw new Error(`${name} not accepting on ${host}:${port} after ${opts.readyTimeoutMs ?? 15_000} ms:\n${out}`);
-    }
-    const bannerOk = name !== 'switchboard' || out.includes('MQTT over TCP');
-    if (brokerPid > 0 && bannerOk && (await canConnect(host, port))) break;
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  const t0 = performance.now();
+  await waitReady(life, opts.readyTimeoutMs ?? 15_000, 10);
   handle.startMs = Math.round(performance.now() - t0);
-  handle.pid = brokerPid;
+  handle.readyMs = Math.round(performance.now() - life.pidAt);
+  handle.pid = life.pid;
   return handle;
 }
 
@@ -386,6 +525,17 @@ export function procSample(pid: number): ProcSample | undefined {
     const threads = Number(rest[17]);
     const rssPages = Number(rest[21]);
     return { cpuMs: ((utime + stime) * 1000) / CLK_TCK, rssMB: Math.round((rssPages * 4096) / 1048576), threads };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Bytes a process (all its threads) caused to be written to storage, and its write calls (/proc/PID/io). */
+export function procIo(pid: number): { writeBytes: number; syscw: number } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const field = (k: string) => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+    return { writeBytes: field('write_bytes'), syscw: field('syscw') };
   } catch {
     return undefined;
   }

@@ -14,6 +14,7 @@ import {
   allProcessCpu,
   busiestThreads,
   foreignLoad,
+  isSwitchboard,
   procSample,
   threadCpu,
   trackChild,
@@ -147,6 +148,8 @@ export interface GenRunOptions {
   drainMs?: number;
   /** Sample the broker's RSS every second of the window (soak). */
   series?: boolean;
+  /** Called as the measurement window starts and ends (extra sampling, e.g. disk writes). */
+  onWindow?: (phase: 'start' | 'end') => void;
 }
 
 export async function runGenerator(b: BrokerHandle, o: GenRunOptions, progress: Progress): Promise<Measurement> {
@@ -154,7 +157,7 @@ export async function runGenerator(b: BrokerHandle, o: GenRunOptions, progress: 
   const spec = o.spec;
   const rec: RunRecord = { issues: [] };
   // Counters are totals since the broker started: a case reports what changed during it.
-  const metricsBefore = b.name === 'switchboard' ? await scrapeMetrics(b) : undefined;
+  const metricsBefore = isSwitchboard(b.name) ? await scrapeMetrics(b) : undefined;
   const s0 = procSample(b.pid);
   let w0: ProcSample | undefined;
   let th0 = new Map<number, number>();
@@ -193,11 +196,13 @@ export async function runGenerator(b: BrokerHandle, o: GenRunOptions, progress: 
             if (Number.isFinite(tick.p99Ms)) p99Series.push([tick.second, tick.p99Ms]);
           }
         } else if (phase === 'window-start') {
+          o.onWindow?.('start');
           w0 = procSample(b.pid);
           th0 = threadCpu(b.pid);
           all0 = allProcessCpu();
           tw0 = performance.now();
         } else if (phase === 'window-end' && w0) {
+          o.onWindow?.('end');
           const w1 = procSample(b.pid);
           const wallMs = performance.now() - tw0;
           rec.brokerBusiestThreads = busiestThreads(th0, threadCpu(b.pid), wallMs);
@@ -216,7 +221,7 @@ export async function runGenerator(b: BrokerHandle, o: GenRunOptions, progress: 
     clearInterval(sampler);
     progress.done();
   }
-  if (b.name === 'switchboard') {
+  if (isSwitchboard(b.name)) {
     const after = await scrapeMetrics(b);
     if (after && metricsBefore) for (const k of Object.keys(after)) if (k.includes('_total')) after[k] = after[k]! - (metricsBefore[k] ?? 0);
     rec.brokerMetrics = after;

@@ -87,8 +87,10 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
   const all: LeanClient[] = [];
   const closeSamples: CloseInfo[] = [];
   let unexpectedCloses = 0;
-  const make = (clientId: string, window: number, username?: string) => {
-    const c = new LeanClient({ ...common, clientId, maxInflight: window, username });
+  // Persistent sessions (clean false, v5 expiry) for the subscribers, when asked for.
+  const persistent = sc.kind !== 'fanout' && sc.sessionExpiry !== undefined ? { clean: false, sessionExpiry: sc.sessionExpiry } : {};
+  const make = (clientId: string, window: number, username?: string, session: { clean?: boolean; sessionExpiry?: number } = {}) => {
+    const c = new LeanClient({ ...common, clientId, maxInflight: window, username, ...session });
     c.onUnexpectedClose = (info) => {
       unexpectedCloses++;
       if (closeSamples.length < 20) closeSamples.push({ ...info, at: round(performance.now() - runStart) });
@@ -111,7 +113,7 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
     topics = [Buffer.from('bench/fanout')];
     sources = 1;
   } else if (sc.kind === 'fanin') {
-    const sub = make(`qb-${req.runId}-sub`, 100);
+    const sub = make(`qb-${req.runId}-sub`, 100, undefined, persistent);
     subs = [{ client: sub, filter: 'bench/fanin/#' }];
     pubs = Array.from({ length: sc.publishers }, (_, i) => make(`qb-${req.runId}-pub${i}`, sc.window));
     topics = pubs.map((_, i) => Buffer.from(`bench/fanin/${i}`));
@@ -121,7 +123,8 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
     const uid = (k: number) => `${req.runId}-${k}`;
     // Each client logs in as its user (the uid), so Switchboard's IM checks (sender =
     // uid, own inbox only) pass as they would for real users; `default` is its default namespace.
-    pubs = Array.from({ length: n }, (_, k) => make(`qb-${uid(k)}`, sc.window, uid(k)));
+    // Every client subscribes to its inbox: all of them are subscribers (persistent if asked).
+    pubs = Array.from({ length: n }, (_, k) => make(`qb-${uid(k)}`, sc.window, uid(k), persistent));
     // k and k^1 are partners: k publishes into its partner's inbox.
     topics = pubs.map((_, k) => Buffer.from(`/default/im/u/${uid(k ^ 1)}`));
     subs = pubs.map((client, k) => ({ client, filter: `/default/im/u/${uid(k)}` }));

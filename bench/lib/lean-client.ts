@@ -5,7 +5,8 @@
  * checked by selfCheckEncoder()) so that the generator spends its CPU on sockets rather
  * than on object churn.
  *
- * Features: CONNECT (3.1.1 = protocolVersion 4, or 5; clean session), SUBSCRIBE,
+ * Features: CONNECT (3.1.1 = protocolVersion 4, or 5; clean session, or a persistent one
+ * with `clean: false` and, in v5, a Session Expiry Interval), SUBSCRIBE,
  * PUBLISH QoS 0/1 with own packet ids and a bounded inflight window, automatic PUBACK
  * of received QoS 1, counters, and write batching: everything a client writes during
  * one turn of the event loop goes to the socket as a single write (flushed from one
@@ -37,6 +38,10 @@ export interface LeanClientOptions {
   connectTimeoutMs?: number;
   /** QoS 0 publishers stop when this many bytes wait in user space + the socket (default 64 KiB). */
   highWaterBytes?: number;
+  /** false: resume/keep the session (3.1.1 CleanSession=0, v5 Clean Start=0); default true. */
+  clean?: boolean;
+  /** v5 Session Expiry Interval in seconds (sent when > 0; 3.1.1 has none). */
+  sessionExpiry?: number;
 }
 
 export interface CloseInfo {
@@ -143,7 +148,8 @@ type Pending = { resolve: (p: mqtt.Packet) => void; reject: (e: Error) => void }
 
 export class LeanClient {
   readonly clientId: string;
-  readonly opts: Required<Omit<LeanClientOptions, 'username' | 'wsPath' | 'localAddress'>> & Pick<LeanClientOptions, 'username' | 'wsPath' | 'localAddress'>;
+  readonly opts: Required<Omit<LeanClientOptions, 'username' | 'wsPath' | 'localAddress' | 'sessionExpiry'>> &
+    Pick<LeanClientOptions, 'username' | 'wsPath' | 'localAddress' | 'sessionExpiry'>;
   readonly v5: boolean;
   socket: Duplex | undefined;
 
@@ -188,6 +194,7 @@ export class LeanClient {
       maxInflight: 100,
       connectTimeoutMs: 10_000,
       highWaterBytes: 64 * 1024,
+      clean: true,
       ...opts,
     };
     this.clientId = opts.clientId;
@@ -201,7 +208,7 @@ export class LeanClient {
     });
   }
 
-  /** Opens the socket, sends CONNECT (clean session) and resolves on a successful CONNACK. */
+  /** Opens the socket, sends CONNECT and resolves on a successful CONNACK (`sessionPresent` tells whether a session was resumed). */
   connect(): Promise<mqtt.IConnackPacket> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -249,9 +256,10 @@ export class LeanClient {
           protocolId: 'MQTT',
           protocolVersion: this.opts.protocolVersion,
           clientId: this.clientId,
-          clean: true,
+          clean: this.opts.clean,
           keepalive: this.opts.keepalive,
           ...(this.opts.username !== undefined ? { username: this.opts.username } : {}),
+          ...(this.v5 && this.opts.sessionExpiry ? { properties: { sessionExpiryInterval: this.opts.sessionExpiry } } : {}),
         };
         this.write(mqtt.generate(connect, { protocolVersion: this.opts.protocolVersion }));
       });

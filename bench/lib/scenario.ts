@@ -54,10 +54,21 @@ export interface Scenario {
   name: string;
   /** One line for the report: what is offered, how it is measured. */
   describe(o: BenchOptions): string;
-  /** The brokers this scenario can run against with these options (e.g. HTTP: Switchboard only). */
+  /**
+   * The brokers this scenario can run against with these options (e.g. HTTP: Switchboard
+   * only); asked again per variant, with the variant's keys in `o.extra`.
+   */
   supports(broker: BrokerName, o: BenchOptions): boolean;
-  /** Broker start options this scenario needs (e.g. extra Switchboard flags, a WebSocket listener). */
-  brokerOptions?(o: BenchOptions): { switchboardArgs?: string[]; ws?: boolean; env?: Record<string, string> };
+  /**
+   * The brokers to run, from those chosen (--brokers or every installed one), before
+   * supports() filters them (e.g. durability: Switchboard in each durability mode).
+   */
+  brokers?(chosen: BrokerName[], o: BenchOptions): BrokerName[];
+  /**
+   * Broker start options this scenario needs (e.g. extra Switchboard flags, a WebSocket
+   * listener, Mosquitto with persistence).
+   */
+  brokerOptions?(o: BenchOptions): { switchboardArgs?: string[]; ws?: boolean; env?: Record<string, string>; persistence?: boolean };
   run(broker: BrokerHandle, o: BenchOptions, progress: Progress): Promise<Record<string, Measurement>>;
   /**
    * Split one scenario into runs that each get a fresh broker (e.g. conns: one run per

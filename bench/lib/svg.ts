@@ -14,6 +14,8 @@ export const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#d62728', '
 /** Fixed colours so a broker looks the same in every chart of a report. */
 export const SERIES_COLORS: Record<string, string> = {
   switchboard: '#1f77b4',
+  'switchboard-async': '#6baed6',
+  'switchboard-memory': '#b7d4ea',
   aedes: '#ff7f0e',
   mosquitto: '#2ca02c',
   nats: '#9467bd',

@@ -21,6 +21,8 @@ export interface FaninSpec {
   /** pacing 'rate': messages per second offered, all publishers together. */
   rate?: number;
   protocolVersion: ProtocolVersion;
+  /** The subscriber keeps a persistent session (see PairsSpec.sessionExpiry); publishers stay clean. */
+  sessionExpiry?: number;
 }
 
 /** One publisher, many subscribers of one topic: bursts of `messages`, deliveries counted per subscriber. */
@@ -46,6 +48,12 @@ export interface PairsSpec {
   /** Messages per second offered, all clients together (latency, soak); absent = as fast as the windows allow. */
   rate?: number;
   protocolVersion: ProtocolVersion;
+  /**
+   * Subscribers connect with a persistent session: CleanSession/Clean Start 0 and, in v5,
+   * this Session Expiry Interval (s). Absent = clean sessions. Durability: only persistent
+   * sessions' QoS 1/2 messages are stored.
+   */
+  sessionExpiry?: number;
 }
 
 export type ScenarioSpec = FaninSpec | PairsSpec | FanoutSpec;

@@ -9,7 +9,7 @@ import type { BenchOptions, Measurement, Scenario, Transport } from '../lib/scen
 import type { QoS } from '../lib/lean-client.js';
 import type { ScenarioSpec } from '../lib/types.js';
 
-const num = (o: BenchOptions, key: string, full: number, quick: number): number => {
+export const num = (o: BenchOptions, key: string, full: number, quick: number): number => {
   const v = o.extra[key];
   if (v === undefined) return o.quick ? quick : full;
   const n = Number(v);
@@ -17,7 +17,7 @@ const num = (o: BenchOptions, key: string, full: number, quick: number): number 
   return n;
 };
 
-function list<T extends string | number>(o: BenchOptions, key: string, dflt: T[], parse: (s: string) => T, allowed: readonly T[]): T[] {
+export function list<T extends string | number>(o: BenchOptions, key: string, dflt: T[], parse: (s: string) => T, allowed: readonly T[]): T[] {
   const v = o.extra[key];
   if (v === undefined) return dflt;
   const out = v.split(',').map((s) => parse(s.trim()));
