@@ -36,6 +36,7 @@ import { startGatewayHost, type GatewayHost } from './gateway/gateway-host.js';
 import { startShardHost } from './session/shard-host.js';
 import { MAX_GATEWAYS, firstConnId } from './gateway/conn-id.js';
 import { findFreePort } from './transport/free-port.js';
+import { loadSecureContext, tlsEnabled } from './transport/tls-context.js';
 import { lockDataDir, openStore, storeDir } from './store/open.js';
 import { reshardIfNeeded } from './store/reshard.js';
 import type { ShardActor } from './session/shard-actor.js';
@@ -47,6 +48,16 @@ const MAX_SHARDS = 30;
 export interface BrokerHandle {
   tcpPort?: number;
   wsPort?: number;
+  /** MQTT over TLS (listeners.tls). */
+  tlsPort?: number;
+  /** MQTT over secure WebSocket and HTTPS (listeners.wss). */
+  wssPort?: number;
+  /**
+   * SIGHUP: every gateway re-reads tls.certFile / keyFile / caFile for new handshakes;
+   * established connections keep going. Rejects (certificate unchanged) when the files
+   * cannot be used. Nothing to do without a TLS listener.
+   */
+  reloadTls(): Promise<void>;
   topology: Topology;
   log: Logger;
   /** Test hook: make a worker thread crash with an uncaught exception. */
@@ -70,6 +81,9 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
   if (t.shards > MAX_SHARDS) throw new Error(`threads.shards: at most ${MAX_SHARDS}`);
   const topology: Topology = { gatewayThreads: t.gateways, shardThreads: t.shards };
   const log = opts.logger ?? createLogger(config.log.level, MAIN);
+  // Certificate files that are missing, unreadable or do not match stop the start here,
+  // with the key and the file named, before any thread or store is opened.
+  if (tlsEnabled(config)) loadSecureContext(config.tls);
   const system = new ActorSystem(MAIN, placementOf(topology));
   system.onActorError = (actor, err) => log.error({ err, actor }, 'actor failed on a message');
   const connCounter = new Int32Array(new SharedArrayBuffer(4));
@@ -80,6 +94,7 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
   if (config.store.durability !== 'memory') await reshardIfNeeded(storeDir(config.dataDir), shardCount(topology), coordinatorStore, log);
   const metrics = new Metrics('main');
   metrics.mailboxDepth = () => system.mailboxDepth();
+  metrics.actorErrors = () => system.actorErrors;
   const coordinator = new CoordinatorActor(
     {
       gateways: gatewayCount(topology),
@@ -101,7 +116,7 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
   const threads = new Map<string, ThreadRec>();
   const restarts = { gateway: 0, shard: 0 };
   let closing = false;
-  let listen: { tcpPort?: number; tcpFd?: number; wsPort?: number } = {};
+  let listen: { tcpPort?: number; tcpFd?: number; wsPort?: number; tlsPort?: number; tlsFd?: number; wssPort?: number } = {};
   const localGateways: GatewayHost[] = [];
 
   /** New links from `name` to every live thread; returns the ends that `name` keeps. */
@@ -173,7 +188,12 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
     // taking publishes that would go to it, until it is back (its sessions come back from
     // its store; a publish routed to a dead thread would be lost).
     tellGateways({ t: 'shardDown', shard: index });
+    // The other shards send nothing more to it (shared subscriptions) until it is back.
+    for (let s = 0; s < shardCount(topology); s++) if (s !== index) system.ref<ShardMsg>(shardName(s)).tell({ t: 'peerDown', shard: index });
     await spawn('shard', index);
+    // Its shared subscription groups are rebuilt from their members before the gateways
+    // ask for its routes, so the snapshot has their filters.
+    await coordinator.resyncShared(index);
     tellGateways({ t: 'shardUp', shard: index });
     coordinator.shardRestarted(index);
     log.info({ shard: index }, 'shard restarted');
@@ -202,12 +222,12 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
   const startGateways = async (fresh: boolean): Promise<void> => {
     // Gateway 0 binds (configured ports, or 0 = any); the others reuse its descriptor/ports.
     const firstPorts = fresh
-      ? { tcpPort: listen.tcpPort, wsPort: listen.wsPort }
+      ? { tcpPort: listen.tcpPort, wsPort: listen.wsPort, tlsPort: listen.tlsPort, wssPort: listen.wssPort }
       : topology.gatewayThreads > 1 && config.listeners.ws.enabled && config.listeners.ws.port === 0
         ? { wsPort: await findFreePort(config.host) }
         : {};
     const r0 = (await spawn('gateway', 0, { ...firstPorts, generation: restarts.gateway })) as Extract<FromWorker, { t: 'listening' }>;
-    listen = { tcpPort: r0.tcpPort, tcpFd: r0.tcpFd, wsPort: r0.wsPort };
+    listen = { tcpPort: r0.tcpPort, tcpFd: r0.tcpFd, wsPort: r0.wsPort, tlsPort: r0.tlsPort, tlsFd: r0.tlsFd, wssPort: r0.wssPort };
     const rest: Promise<FromWorker>[] = [];
     for (let g = 1; g < topology.gatewayThreads; g++) rest.push(spawn('gateway', g, { ...listen, generation: restarts.gateway }));
     await Promise.all(rest);
@@ -217,19 +237,55 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
   const localShards: ShardActor[] = [];
   if (topology.shardThreads === 0) localShards.push(startShardHost({ system, index: 0, config, topology, log }));
   else await Promise.all(Array.from({ length: topology.shardThreads }, (_, i) => spawn('shard', i)));
+  // Shared subscription groups (memory only at their owners) rebuilt from the restored sessions.
+  await coordinator.resyncShared(null);
   coordinator.createHolds();
   if (topology.gatewayThreads === 0) {
     const host = await startGatewayHost({ system, index: 0, config, topology, connCounter, log });
     localGateways.push(host);
-    listen = { tcpPort: host.tcpPort, wsPort: host.wsPort };
+    listen = { tcpPort: host.tcpPort, wsPort: host.wsPort, tlsPort: host.tlsPort, wssPort: host.wssPort };
   } else {
     await startGateways(false);
   }
 
+  /** One gateway thread's answer to reloadTls: undefined, or what went wrong. */
+  const reloadThread = (rec: ThreadRec): Promise<string | undefined> =>
+    new Promise((resolve) => {
+      const done = (error: string | undefined) => {
+        clearTimeout(timer);
+        rec.worker.off('message', onMessage);
+        rec.worker.off('exit', onExit);
+        resolve(error);
+      };
+      const onMessage = (m: FromWorker) => {
+        if (m.t === 'tlsReloaded') done(m.error);
+      };
+      // A thread that exits meanwhile comes back (restartGateways) reading the files anew.
+      const onExit = () => done(undefined);
+      const timer = setTimeout(() => done(`${rec.name} did not answer within 10 s`), 10_000);
+      rec.worker.on('message', onMessage);
+      rec.worker.once('exit', onExit);
+      rec.worker.postMessage({ t: 'reloadTls' } satisfies ToWorker);
+    });
+
   return {
     tcpPort: listen.tcpPort,
     wsPort: listen.wsPort,
+    tlsPort: listen.tlsPort,
+    wssPort: listen.wssPort,
     topology,
+    async reloadTls() {
+      if (!tlsEnabled(config) || closing) return;
+      // Checked once here, so a bad file is one clear error and no gateway changes.
+      loadSecureContext(config.tls);
+      await gatewayRestart;
+      const errors: string[] = [];
+      for (const h of localGateways) await h.reloadTls().catch((err: unknown) => errors.push((err as Error).message));
+      const answers = await Promise.all([...threads.values()].filter((r) => r.role === 'gateway').map(reloadThread));
+      for (const e of answers) if (e !== undefined) errors.push(e);
+      if (errors.length > 0) throw new Error(`TLS reload failed: ${errors.join('; ')}`);
+      log.info('TLS certificates reloaded');
+    },
     log,
     restarts,
     crashThread(role, index) {

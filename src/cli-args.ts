@@ -8,7 +8,7 @@ import { closest, ConfigError, parseSettingText, type DeepPartial } from './conf
 import type { Config } from './config/schema.js';
 import { adminCommandLines } from './admin/admin-cli.js';
 
-export type Command = 'start' | 'passwd' | 'admin' | 'help' | 'version';
+export type Command = 'start' | 'passwd' | 'admin' | 'cert' | 'help' | 'version';
 
 export interface ParsedArgs {
   command: Command;
@@ -16,7 +16,7 @@ export interface ParsedArgs {
   configFile?: string;
   /** Config values given as flags; pass to loadConfig({ overrides }). */
   overrides: DeepPartial<Config>;
-  /** passwd, admin: every argument after the command, untouched; help: the topic (e.g. ["passwd"]); otherwise arguments after "--". */
+  /** passwd, admin, cert: every argument after the command, untouched; help: the topic (e.g. ["passwd"]); otherwise arguments after "--". */
   rest: string[];
 }
 
@@ -33,13 +33,15 @@ export const FLAGS: readonly ConfigFlag[] = [
   { flag: '--host', path: 'host', value: 'HOST', doc: 'listen address for all listeners' },
   { flag: '--tcp-port', path: 'listeners.tcp.port', value: 'N', doc: 'MQTT over TCP port' },
   { flag: '--ws-port', path: 'listeners.ws.port', value: 'N', doc: 'MQTT over WebSocket + HTTP port' },
+  { flag: '--tls-port', path: 'listeners.tls.port', value: 'N', doc: 'MQTT over TLS port (when listeners.tls.enabled)' },
+  { flag: '--wss-port', path: 'listeners.wss.port', value: 'N', doc: 'MQTT over secure WebSocket + HTTPS port (when listeners.wss.enabled)' },
   { flag: '--data-dir', path: 'dataDir', value: 'DIR', doc: 'state and uploaded files directory' },
   { flag: '--gateways', path: 'threads.gateways', value: 'N|auto', doc: 'I/O threads (0 = main thread)' },
   { flag: '--shards', path: 'threads.shards', value: 'N|auto', doc: 'session shard threads (0 = main thread)' },
   { flag: '--log-level', path: 'log.level', value: 'LEVEL', doc: 'trace|debug|info|warn|error|fatal|silent' },
 ];
 
-const COMMANDS: readonly Command[] = ['start', 'passwd', 'admin', 'help', 'version'];
+const COMMANDS: readonly Command[] = ['start', 'passwd', 'admin', 'cert', 'help', 'version'];
 const HELP_FLAGS = ['--help', '-h'];
 const VERSION_FLAGS = ['--version', '-v', '-V'];
 const CONFIG_FLAGS = ['--config', '-c'];
@@ -53,6 +55,8 @@ export const USAGE = [
   '  start              run the broker (default when no command is given)',
   '  passwd FILE USER   add or change a user in a users file (arguments are passed to the command)',
   '  admin COMMAND      manage a running broker over its admin HTTP API (see below)',
+  '  cert [--out DIR] [--host NAME]... [--client NAME]...',
+  '                     make a development CA and TLS certificates with openssl ("switchboard help cert")',
   '  help [COMMAND]     show this help',
   '  version            print the version',
   '',
@@ -108,9 +112,9 @@ export function parseArgs(argv: string[]): ParsedArgs {
       rest.push(arg);
       continue;
     }
-    if (command === 'admin') {
-      // admin has its own flags (--url, --token, --qos, ...) and its own help
-      // text, so even --help is passed through to it.
+    if (command === 'admin' || command === 'cert') {
+      // admin and cert have their own flags (--url, --token, --out, ...) and their own
+      // help text, so even --help is passed through to them.
       rest.push(...argv.slice(i));
       break;
     }

@@ -3,6 +3,7 @@
  * `switchboard start [--config FILE] [--host H] [--tcp-port N] [--ws-port N] [--data-dir DIR] ...`
  * `switchboard passwd FILE USER [PASSWORD]`
  * `switchboard admin COMMAND ...` (see src/admin/admin-cli.ts)
+ * `switchboard cert [--out DIR] [--host NAME]... [--client NAME]...` (see src/transport/dev-cert.ts)
  */
 import { mkdirSync } from 'node:fs';
 import { parseArgs, USAGE } from './cli-args.js';
@@ -10,6 +11,7 @@ import { loadConfig, ConfigError } from './config/load.js';
 import { startBroker, VERSION } from './broker.js';
 import { addUser } from './auth/users-file.js';
 import { ADMIN_USAGE, runAdminCli } from './admin/admin-cli.js';
+import { describeDevCerts, generateDevCerts, parseCertArgs, USAGE_CERT } from './transport/dev-cert.js';
 import { createLogger } from './log.js';
 
 async function readPassword(): Promise<string> {
@@ -23,7 +25,7 @@ async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   switch (args.command) {
     case 'help':
-      process.stdout.write(args.rest[0] === 'admin' ? ADMIN_USAGE : USAGE);
+      process.stdout.write(args.rest[0] === 'admin' ? ADMIN_USAGE : args.rest[0] === 'cert' ? USAGE_CERT : USAGE);
       return 0;
     case 'version':
       process.stdout.write(`switchboard ${VERSION}\n`);
@@ -36,6 +38,15 @@ async function main(argv: string[]): Promise<number> {
       }
       await addUser(file, user, pw ?? (await readPassword()));
       process.stdout.write(`user ${user} written to ${file}\n`);
+      return 0;
+    }
+    case 'cert': {
+      const { help, options } = parseCertArgs(args.rest);
+      if (help) {
+        process.stdout.write(USAGE_CERT);
+        return 0;
+      }
+      process.stdout.write(describeDevCerts(await generateDevCerts(options)));
       return 0;
     }
     case 'admin':
@@ -56,6 +67,8 @@ async function main(argv: string[]): Promise<number> {
         lines.push(`  MQTT over WebSocket  ws://${host}:${broker.wsPort}${config.listeners.ws.path}`);
         lines.push(`  metrics / health     http://${host}:${broker.wsPort}/metrics  /healthz`);
       }
+      if (broker.tlsPort !== undefined) lines.push(`  MQTT over TLS        mqtts://${host}:${broker.tlsPort}`);
+      if (broker.wssPort !== undefined) lines.push(`  MQTT over WSS        wss://${host}:${broker.wssPort}${config.listeners.wss.path}  (and https://)`);
       lines.push(`  data directory       ${config.dataDir}`);
       lines.push(
         config.store.durability === 'memory'
@@ -63,7 +76,16 @@ async function main(argv: string[]): Promise<number> {
           : `  store                LMDB in ${config.dataDir}/store, durability ${config.store.durability}`,
       );
       process.stderr.write(lines.join('\n') + '\n');
-      log.info({ tcp: broker.tcpPort, ws: broker.wsPort, dataDir: config.dataDir }, 'listening');
+      log.info({ tcp: broker.tcpPort, ws: broker.wsPort, tls: broker.tlsPort, wss: broker.wssPort, dataDir: config.dataDir }, 'listening');
+      // SIGHUP: new TLS handshakes use the certificate files as they are now (renewed
+      // certificates); connections keep going. Without TLS listeners there is nothing to do.
+      process.on('SIGHUP', () => {
+        log.info({ signal: 'SIGHUP' }, broker.tlsPort !== undefined || broker.wssPort !== undefined ? 'reloading TLS certificates' : 'SIGHUP: no TLS listener, nothing to reload');
+        broker.reloadTls().then(
+          () => {},
+          (err: unknown) => log.error({ err: (err as Error).message }, 'TLS reload failed; the previous certificate stays in use'),
+        );
+      });
       await new Promise<void>((resolve) => {
         let stopping = false;
         const stop = (sig: string) => {
@@ -112,7 +134,7 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     const code = (err as { code?: string })?.code;
-    if (err instanceof ConfigError || code === 'USERS_FILE_INVALID' || code === 'DATA_DIR_IN_USE') {
+    if (err instanceof ConfigError || code === 'USERS_FILE_INVALID' || code === 'DATA_DIR_IN_USE' || code === 'DEV_CERT_FAILED') {
       process.stderr.write(`switchboard: ${(err as Error).message}\n`);
       process.exit(2);
     }

@@ -6,6 +6,7 @@ let host: GatewayHost | undefined;
 const { init, log, system, post } = bootThread(
   async () => host?.stop(),
   () => host?.closeNative(),
+  async () => host?.reloadTls(),
 );
 try {
   host = await startGatewayHost({
@@ -19,8 +20,11 @@ try {
     tcpFd: init.tcpFd,
     tcpPort: init.tcpPort,
     wsPort: init.wsPort,
+    tlsFd: init.tlsFd,
+    tlsPort: init.tlsPort,
+    wssPort: init.wssPort,
   });
-  post({ t: 'listening', tcpPort: host.tcpPort, tcpFd: host.tcpFd, wsPort: host.wsPort });
+  post({ t: 'listening', tcpPort: host.tcpPort, tcpFd: host.tcpFd, wsPort: host.wsPort, tlsPort: host.tlsPort, tlsFd: host.tlsFd, wssPort: host.wssPort });
 } catch (err) {
   log.fatal({ err }, 'gateway could not start');
   // Give uWS a turn to release what it opened before the thread exits.

@@ -9,7 +9,7 @@ import { placementOf } from '../src/runtime/topology.js';
 import { createLogger } from '../src/log.js';
 import type { FromWorker, ToWorker, WorkerInit } from '../src/protocol/control.js';
 
-export function bootThread(onStop: () => Promise<void>, onCrashCleanup: () => void) {
+export function bootThread(onStop: () => Promise<void>, onCrashCleanup: () => void, onReloadTls?: () => Promise<void>) {
   const init = workerData as WorkerInit;
   const log = createLogger(init.config.log.level, init.thread);
   const system = new ActorSystem(init.thread, placementOf(init.topology));
@@ -39,6 +39,15 @@ export function bootThread(onStop: () => Promise<void>, onCrashCleanup: () => vo
         setImmediate(() => {
           throw new Error('test hook: crash requested');
         });
+        break;
+      case 'reloadTls':
+        (onReloadTls ?? (async () => {}))().then(
+          () => post({ t: 'tlsReloaded' }),
+          (err: unknown) => {
+            log.error({ err }, 'TLS reload failed; the previous certificate stays in use');
+            post({ t: 'tlsReloaded', error: (err as Error)?.message ?? String(err) });
+          },
+        );
         break;
       case 'stop':
         onStop().then(

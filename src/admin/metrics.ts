@@ -18,6 +18,11 @@ export class Metrics {
   private readonly loop: IntervalHistogram;
   /** Extra gauges computed at snapshot time (mailbox depth, connections...). */
   mailboxDepth: () => number = () => 0;
+  /**
+   * Messages of this thread's actor system that threw (`actor_errors_total`); set by the
+   * one Metrics that speaks for the thread (main: the supervisor's; a worker: its host's).
+   */
+  actorErrors: (() => number) | undefined;
 
   constructor(thread: string) {
     this.thread = thread;
@@ -44,6 +49,7 @@ export class Metrics {
 
   snapshot(): MetricsSnapshot {
     const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+    if (this.actorErrors) this.counters['actor_errors_total'] = this.actorErrors();
     const snap: MetricsSnapshot = {
       thread: this.thread,
       counters: { ...this.counters },

@@ -20,6 +20,12 @@ export interface Identity {
 
 export interface Identify {
   mqtt(username: string | undefined, password: Buffer | undefined): Promise<Identity>;
+  /**
+   * A username the TLS layer vouches for: the subject CN of a client certificate that
+   * verified against tls.caFile (tls.clientCertUsername). Accepted without a password,
+   * like a users-file login of that user; the ACL and the IM layer then apply as usual.
+   */
+  certificate(username: string): Promise<Identity>;
   /** HTTP: `Authorization: Basic|Bearer`, or an `access_token` query parameter (for tags that cannot send headers). */
   http(authorization: string | undefined, accessToken: string | undefined): Promise<{ uid: string } | null>;
 }
@@ -44,6 +50,9 @@ export function createIdentify(auth: Authenticator, jwt: JwtVerifier | null): Id
   };
   return {
     mqtt,
+    async certificate(username) {
+      return isTopicLevelId(username) ? { result: 'ok', uid: username } : { result: 'ok' };
+    },
     async http(authorization, accessToken) {
       const cred = parseAuthorization(authorization);
       let id: Identity | undefined;

@@ -13,6 +13,7 @@ import { handlePubrel } from './pubrel.js';
 import { handleSubscribe } from './subscribe.js';
 import { handleUnsubscribe } from './unsubscribe.js';
 import { protocolError, type ChannelEnv, type ChannelState, type Effect } from './types.js';
+import { propertyError } from './properties.js';
 
 export function handleIn(st: ChannelState, p: Packet, env: ChannelEnv): Effect[] {
   if (p.cmd === 'connect') return handleConnect(st, p, env);
@@ -21,6 +22,9 @@ export function handleIn(st: ChannelState, p: Packet, env: ChannelEnv): Effect[]
     // Packets that arrive while the session opens wait in the gateway (see gateway-actor).
     return protocolError(st, RC.PROTOCOL_ERROR, 'packet_while_connecting');
   }
+  // A repeated or truncated property (properties.ts).
+  const bad = st.version === 5 ? propertyError((p as { properties?: object }).properties) : undefined;
+  if (bad) return protocolError(st, bad.reason, bad.why);
   switch (p.cmd) {
     case 'publish':
       return handlePublish(st, p, env);

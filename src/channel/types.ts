@@ -7,7 +7,7 @@
 import type { IConnectPacket, Packet } from 'mqtt-packet';
 import type { AppMessage, ShardMsg } from '../protocol/messages.js';
 import type { ImUser } from '../im/im-acl.js';
-import type { SenderCheck } from '../config/schema.js';
+import { DEFAULTS, type MqttConfig, type SenderCheck } from '../config/schema.js';
 
 export type Phase = 'new' | 'auth' | 'connecting' | 'connected' | 'closed';
 
@@ -32,6 +32,23 @@ export interface ChannelState {
   /** v5 Maximum Packet Size the client accepts; larger messages are not sent to it [MQTT-3.1.2-25]. */
   maxPacketSizeOut: number;
   receiveMaximum: number;
+  /**
+   * v5 inbound Topic Aliases of this connection: alias -> topic, at most
+   * mqtt.topicAliasMaximum entries; made on the first alias, gone with the connection
+   * [MQTT-3.3.2-7].
+   */
+  topicAliases?: Map<number, string>;
+  /** v5 Request Problem Information (default 1): 0 = no Reason String on acks [MQTT-3.1.2-29]. */
+  requestProblemInfo: boolean;
+  /** v5 Request Response Information = 1: CONNACK may carry Response Information [MQTT-3.1.2-28]. */
+  requestResponseInfo: boolean;
+  /**
+   * PUBACK/PUBREC of this client's QoS 1/2 PUBLISHes that the gateway holds and has not
+   * written yet (durability sync/async: until committed; a refusal queued behind them).
+   * Maintained by the gateway (gateway-actor.ts route/apply/releaseAck); with qos2In it is
+   * what the client counts against our Receive Maximum [MQTT-3.3.4-7].
+   */
+  acksHeld: number;
   /** CONNECT kept while authentication runs off the event loop. */
   connect?: IConnectPacket;
   /** IM identity: the authenticated uid, its namespace and groups (absent: not an IM user). */
@@ -78,6 +95,18 @@ export interface ChannelEnv {
    * gateway does it), not when the PUBLISH arrives.
    */
   holdAcks?: boolean;
+  /**
+   * sharedSubscriptions.enabled: `$share/{ShareName}/{filter}` is a shared subscription
+   * (v5 and 3.1.1). Off or absent: refused (v5 0x9E Shared Subscriptions not supported).
+   */
+  sharedSubscriptions?: boolean;
+  /** The `mqtt` config section (MQTT 5 capabilities); absent: its defaults. */
+  mqtt?: MqttConfig;
+}
+
+/** The MQTT 5 capabilities in force (config `mqtt`). */
+export function mqttOf(env: ChannelEnv): MqttConfig {
+  return env.mqtt ?? DEFAULTS.mqtt;
 }
 
 export type Effect =
@@ -92,8 +121,11 @@ export type Effect =
   | { e: 'released'; packetId: number }
   | { e: 'log'; msg: string; data: Record<string, unknown> }
   | { e: 'auth'; username?: string; password?: Buffer }
-  /** Close the connection; for v5 a DISCONNECT with `reason` is sent first when given. */
-  | { e: 'close'; reason?: number; why: string; counter?: string }
+  /**
+   * Close the connection; for v5 a DISCONNECT with `reason` is sent first when given,
+   * with `text` (else `why`) as its Reason String.
+   */
+  | { e: 'close'; reason?: number; why: string; counter?: string; text?: string }
   | { e: 'count'; series: string; n?: number };
 
 export interface AckPacket {
@@ -117,10 +149,18 @@ export function newChannelState(connId: number): ChannelState {
     expiryCapped: false,
     maxPacketSizeOut: 268435455,
     receiveMaximum: 65535,
+    requestProblemInfo: true,
+    requestResponseInfo: false,
+    acksHeld: 0,
   };
 }
 
-/** A protocol error: v5 gets DISCONNECT with the reason, 3.1.1 a plain close [MQTT-4.8.0-1]. */
-export function protocolError(st: ChannelState, reason: number, why: string): Effect[] {
-  return [{ e: 'close', reason: st.version === 5 ? reason : undefined, why, counter: `protocol_errors_total{reason="${why}"}` }];
+/**
+ * A protocol error: v5 gets DISCONNECT with the reason, 3.1.1 a plain close [MQTT-4.8.0-1].
+ * `text`: the DISCONNECT's Reason String, saying why (default: `why`).
+ */
+export function protocolError(st: ChannelState, reason: number, why: string, text?: string): Effect[] {
+  const close: Effect = { e: 'close', reason: st.version === 5 ? reason : undefined, why, counter: `protocol_errors_total{reason="${why}"}` };
+  if (text !== undefined) close.text = text;
+  return [close];
 }

@@ -18,7 +18,7 @@ const code = (s: string) => `\`${s}\``;
 function typeLabel(spec: FieldSpec): string {
   switch (spec.kind) {
     case 'int':
-      return `${spec.auto ? '"auto" or ' : ''}integer ${spec.min}..${spec.max}`;
+      return `${spec.auto ? '"auto" or ' : ''}integer ${spec.min}..${spec.max}${spec.nullable ? ' or null' : ''}`;
     case 'number':
       return `number${spec.min !== undefined ? ` >= ${spec.min}` : ''}${spec.max !== undefined ? ` <= ${spec.max}` : ''}`;
     case 'bool':

@@ -208,6 +208,7 @@ function checkField(spec: FieldSpec, value: unknown, path: string, source?: stri
   switch (spec.kind) {
     case 'int':
       if (spec.auto && value === 'auto') return value;
+      if (spec.nullable && value === null) return null;
       if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < spec.min || value > spec.max) throw bad();
       return value;
     case 'number':
@@ -241,6 +242,7 @@ function parseText(spec: FieldSpec, text: string, path: string, source?: string)
   switch (spec.kind) {
     case 'int':
       if (spec.auto && t.toLowerCase() === 'auto') return 'auto';
+      if (spec.nullable && (t === '' || t.toLowerCase() === 'null')) return null;
       return checkField(spec, /^[+-]?\d+$/.test(t) ? Number(t) : text, path, source);
     case 'number':
       return checkField(spec, t !== '' && Number.isFinite(Number(t)) ? Number(t) : text, path, source);
@@ -253,7 +255,7 @@ function parseText(spec: FieldSpec, text: string, path: string, source?: string)
       return checkField(spec, text, path, source);
     case 'enum':
       // Case-insensitive so LOG_LEVEL=DEBUG works; YAML values stay exact.
-      return checkField(spec, spec.values.find((v) => v === t.toLowerCase()) ?? text, path, source);
+      return checkField(spec, spec.values.find((v) => v.toLowerCase() === t.toLowerCase()) ?? text, path, source);
     case 'list':
     case 'aclRules': {
       let parsed: unknown;
@@ -313,9 +315,41 @@ function merge(base: unknown, over: unknown): unknown {
 
 // Rules that span several keys, checked on the merged result.
 function checkCrossField(cfg: Config, source?: string): void {
-  const { tcp, ws } = cfg.listeners;
-  if (tcp.enabled && ws.enabled && tcp.port !== 0 && tcp.port === ws.port) {
-    throw fail('listeners.ws.port', `"listeners.ws.port" must differ from "listeners.tcp.port" (both are ${ws.port})`, source);
+  // Every enabled listener on its own port (0 = any free port never clashes).
+  const enabled = (['tcp', 'ws', 'tls', 'wss'] as const).filter((name) => cfg.listeners[name].enabled);
+  for (let i = 1; i < enabled.length; i++) {
+    const port = cfg.listeners[enabled[i]!].port;
+    const clash = enabled.slice(0, i).find((other) => port !== 0 && cfg.listeners[other].port === port);
+    if (clash) {
+      const key = `listeners.${enabled[i]}.port`;
+      throw fail(key, `"${key}" must differ from "listeners.${clash}.port" (both are ${port})`, source);
+    }
+  }
+  checkTls(cfg, source);
+}
+
+/** The TLS listeners need a certificate and key; client certificates need the CA that signs them. */
+function checkTls(cfg: Config, source?: string): void {
+  const { tls: tlsListener, wss } = cfg.listeners;
+  const users = [tlsListener.enabled && 'listeners.tls.enabled', wss.enabled && 'listeners.wss.enabled'].filter((k): k is string => k !== false);
+  if (users.length === 0) return;
+  const t = cfg.tls;
+  const missing = (['certFile', 'keyFile'] as const).filter((k) => t[k] === null).map((k) => `"tls.${k}"`);
+  if (missing.length > 0) {
+    throw fail(`tls.${t.certFile === null ? 'certFile' : 'keyFile'}`, `"${users.join('" and "')}" need${users.length === 1 ? 's' : ''} ${missing.join(' and ')} (PEM files; \`switchboard cert\` makes a development pair)`, source);
+  }
+  const wantsClientCert = t.requestClientCert || t.requireClientCert;
+  if (wantsClientCert && t.caFile === null) {
+    const key = t.requireClientCert ? 'tls.requireClientCert' : 'tls.requestClientCert';
+    throw fail('tls.caFile', `"${key}" needs "tls.caFile" (the CA that signs client certificates)`, source);
+  }
+  if (t.clientCertUsername && !wantsClientCert) {
+    throw fail('tls.clientCertUsername', '"tls.clientCertUsername" needs "tls.requestClientCert" or "tls.requireClientCert" (no certificate is asked for otherwise)', source);
+  }
+  if (t.requireClientCert && wss.enabled) {
+    // uWebSockets.js (the WSS listener) can neither require a client certificate nor
+    // hand it to the broker: requiring one there would silently not be enforced.
+    throw fail('tls.requireClientCert', '"tls.requireClientCert" is not supported by the WSS listener (uWebSockets.js cannot require or read client certificates); disable "listeners.wss.enabled" or use requestClientCert', source);
   }
 }
 

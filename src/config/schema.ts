@@ -44,9 +44,37 @@ export interface WsListenerConfig {
   readonly corsOrigins: readonly string[];
 }
 
+export interface TlsListenerConfig {
+  readonly enabled: boolean;
+  readonly port: number;
+}
+
+export interface WssListenerConfig {
+  readonly enabled: boolean;
+  readonly port: number;
+  readonly path: string;
+}
+
 export interface ListenersConfig {
   readonly tcp: TcpListenerConfig;
   readonly ws: WsListenerConfig;
+  readonly tls: TlsListenerConfig;
+  readonly wss: WssListenerConfig;
+}
+
+export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
+export type TlsVersion = (typeof TLS_VERSIONS)[number];
+
+/** Certificates of the TLS listeners (MQTT over TLS and WebSocket over TLS share them). */
+export interface TlsConfig {
+  readonly certFile: string | null;
+  readonly keyFile: string | null;
+  readonly passphrase: string | null;
+  readonly caFile: string | null;
+  readonly requestClientCert: boolean;
+  readonly requireClientCert: boolean;
+  readonly clientCertUsername: boolean;
+  readonly minVersion: TlsVersion;
 }
 
 export interface ThreadsConfig {
@@ -71,6 +99,22 @@ export interface LimitsConfig {
   readonly maxSessions: number;
   readonly maxAnonymousSessions: number;
   readonly maxAnonymousSessionExpiry: number;
+}
+
+/**
+ * MQTT 5 capabilities announced in CONNACK and enforced by the channel handlers
+ * (src/channel/*; see docs/mqtt5.md). Limits shared with MQTT 3.1.1 live in `limits`.
+ */
+export interface MqttConfig {
+  readonly topicAliasMaximum: number;
+  readonly maximumQoS: number;
+  readonly retainAvailable: boolean;
+  readonly wildcardSubscriptionAvailable: boolean;
+  readonly subscriptionIdentifiersAvailable: boolean;
+  readonly serverKeepAlive: number | null;
+  readonly responseInformation: string | null;
+  readonly serverReference: string | null;
+  readonly serverMoved: boolean;
 }
 
 export interface JwtAuthConfig {
@@ -119,8 +163,19 @@ export interface ImConfig {
 export const DURABILITIES = ['sync', 'async', 'memory'] as const;
 export type Durability = (typeof DURABILITIES)[number];
 
+/** How the owner of a shared subscription picks the member that gets a message (src/session/shared-strategy.ts). */
+export const SHARED_STRATEGIES = ['round_robin', 'random', 'sticky', 'hash'] as const;
+export type SharedStrategy = (typeof SHARED_STRATEGIES)[number];
+
+/** MQTT 5 Shared Subscriptions, `$share/{ShareName}/{filter}` (also offered to 3.1.1 clients). */
+export interface SharedSubscriptionsConfig {
+  readonly enabled: boolean;
+  readonly strategy: SharedStrategy;
+}
+
 export interface StoreConfig {
   readonly durability: Durability;
+  readonly asyncMaxLag: number;
   readonly evictOfflineAfter: number;
 }
 
@@ -142,10 +197,13 @@ export interface Config {
   readonly store: StoreConfig;
   readonly shutdownTimeout: number;
   readonly listeners: ListenersConfig;
+  readonly tls: TlsConfig;
   readonly threads: ThreadsConfig;
   readonly limits: LimitsConfig;
+  readonly mqtt: MqttConfig;
   readonly auth: AuthConfig;
   readonly im: ImConfig;
+  readonly sharedSubscriptions: SharedSubscriptionsConfig;
   readonly admin: AdminConfig;
   readonly log: LogConfig;
 }
@@ -164,7 +222,9 @@ export interface IntField extends FieldBase {
   readonly max: number;
   /** Also accepts the string "auto". */
   readonly auto?: boolean;
-  readonly default: number | 'auto';
+  /** null is allowed; an empty string (env vars cannot spell null) or "null" is normalised to null. */
+  readonly nullable?: boolean;
+  readonly default: number | 'auto' | null;
 }
 
 export interface NumberField extends FieldBase {
@@ -232,7 +292,7 @@ export interface SchemaSection {
 const INT32_MAX = 2_147_483_647;
 
 const int = (def: number, min: number, max: number, doc: string): IntField & { default: number } => ({ kind: 'int', default: def, min, max, doc });
-const threads = (doc: string): IntField => ({ kind: 'int', default: 'auto', min: 0, max: 64, auto: true, doc });
+const threads = (doc: string): IntField & { default: 'auto' } => ({ kind: 'int', default: 'auto', min: 0, max: 64, auto: true, doc });
 const bool = (def: boolean, doc: string): BoolField => ({ kind: 'bool', default: def, doc });
 const str = (def: string, doc: string, pattern?: RegExp, patternDoc?: string): StringField & { default: string } =>
   ({ kind: 'string', default: def, doc, pattern, patternDoc });
@@ -241,6 +301,7 @@ const enumOf = <T extends string>(values: readonly T[], def: T, doc: string): En
 
 const NON_EMPTY = /\S/;
 const nullableStr = (doc: string): StringField & { default: null } => ({ kind: 'string', nullable: true, default: null, doc });
+const nullableInt = (min: number, max: number, doc: string): IntField & { default: null } => ({ kind: 'int', nullable: true, default: null, min, max, doc });
 const list = <T>(item: ListItem, def: readonly T[], doc: string): ListField & { default: readonly T[] } => ({ kind: 'list', item, default: def, doc });
 
 export const SCHEMA: SchemaOf<Config> = {
@@ -250,8 +311,9 @@ export const SCHEMA: SchemaOf<Config> = {
     durability: enumOf(
       DURABILITIES,
       'sync',
-      'sync: persistent sessions, their messages and retained messages are kept in LMDB under dataDir, and a QoS 1/2 PUBLISH is acknowledged only once committed; async: the same store, acknowledged before the commit (a crash may lose the last few ms); memory: nothing is written (a restart loses every session).',
+      'sync: persistent sessions, their messages and retained messages are kept in LMDB under dataDir, and a QoS 1/2 PUBLISH is acknowledged only once committed; async: the same store, acknowledged before the commit (a crash may lose up to store.asyncMaxLag ms of them); memory: nothing is written (a restart loses every session).',
     ),
+    asyncMaxLag: int(100, 1, 60_000, 'Durability async: milliseconds of acknowledged messages a crash may lose at most; when the store falls further behind, acknowledgements wait for it (as in sync) until it catches up.'),
     evictOfflineAfter: int(60, 0, INT32_MAX, 'Seconds an offline persistent session keeps its messages in memory; then they live only in the store until its client reconnects (sync and async; with memory they stay in memory).'),
   },
   shutdownTimeout: int(10, 1, 3600, 'Seconds a graceful stop (SIGTERM/SIGINT) may take: clients are told (v5 DISCONNECT 0x8B), stores flushed; then the process exits anyway.'),
@@ -266,6 +328,25 @@ export const SCHEMA: SchemaOf<Config> = {
       path: str('/mqtt', 'URL path on which WebSocket upgrades are accepted.', /^\/\S*$/, 'a path starting with "/" without spaces'),
       corsOrigins: list<string>('origin', [], 'Browser origins (e.g. https://chat.example.com, or *) allowed to call /files and /api/v1 from another origin (CORS); [] = none.'),
     },
+    tls: {
+      enabled: bool(false, 'Accept MQTT over TLS (mqtts://); needs tls.certFile and tls.keyFile.'),
+      port: int(8883, 0, 65535, 'Port for MQTT over TLS (0 = any free port).'),
+    },
+    wss: {
+      enabled: bool(false, 'Accept MQTT over WebSocket over TLS (wss://), with the HTTP endpoints of the ws listener over HTTPS; needs tls.certFile and tls.keyFile.'),
+      port: int(8084, 0, 65535, 'Port for MQTT over secure WebSocket and HTTPS (0 = any free port).'),
+      path: str('/mqtt', 'URL path on which secure WebSocket upgrades are accepted.', /^\/\S*$/, 'a path starting with "/" without spaces'),
+    },
+  },
+  tls: {
+    certFile: nullableStr('PEM certificate file of the TLS listeners (the server certificate, then any intermediates); re-read on SIGHUP.'),
+    keyFile: nullableStr('PEM private key file of tls.certFile; re-read on SIGHUP.'),
+    passphrase: nullableStr('Passphrase of an encrypted tls.keyFile; null = the key is not encrypted.'),
+    caFile: nullableStr('PEM file of the CA(s) that sign client certificates; needed by requestClientCert / requireClientCert.'),
+    requestClientCert: bool(false, 'MQTT over TLS: ask clients for a certificate; one that does not verify against tls.caFile is ignored (the client logs in as usual).'),
+    requireClientCert: bool(false, 'MQTT over TLS: refuse the handshake of a client without a certificate signed by tls.caFile (not supported with listeners.wss).'),
+    clientCertUsername: bool(false, 'MQTT over TLS: the subject CN of a verified client certificate is the username of a CONNECT that has none (or the same one), authenticated by the certificate without a password.'),
+    minVersion: enumOf(TLS_VERSIONS, 'TLSv1.2', 'Oldest TLS version accepted by the MQTT over TLS listener (WSS always accepts TLS 1.2 and 1.3).'),
   },
   threads: {
     gateways: threads('I/O (gateway) threads; 0 = run the gateway in the main thread; "auto" = half the CPUs, at least 1.'),
@@ -298,6 +379,33 @@ export const SCHEMA: SchemaOf<Config> = {
     // clients that never come back can leave behind.
     maxAnonymousSessions: int(100_000, 0, INT32_MAX, 'Persistent sessions (expiry > 0) of clients without a username, per node (split over the shards); a new one beyond it is refused (v5 0x97, 3.1.1 0x03).'),
     maxAnonymousSessionExpiry: int(86_400, 0, 4_294_967_295, 'Seconds; caps the session expiry of clients without a username (v5 CONNACK reports the capped value).'),
+  },
+  mqtt: {
+    // Two-byte property. Each alias holds a topic of up to limits.maxTopicLength bytes, so
+    // this bounds the memory one connection can pin with aliases.
+    topicAliasMaximum: int(16, 0, 65_535, 'MQTT 5 Topic Alias Maximum announced in CONNACK: the highest Topic Alias a client may use; each connection keeps at most this many topics. 0 = no topic aliases (an alias is then DISCONNECT 0x94).'),
+    maximumQoS: int(2, 0, 2, 'Highest QoS a client may publish with (announced as MQTT 5 Maximum QoS when below 2): a PUBLISH above it is DISCONNECT 0x9B (3.1.1: closed), a will above it CONNACK 0x9B (3.1.1: 0x05); SUBSCRIBE is granted at most this QoS.'),
+    retainAvailable: bool(true, 'Accept retained PUBLISHes and wills (MQTT 5 Retain Available). false: a retained PUBLISH is DISCONNECT 0x9A (3.1.1: closed), a retained will CONNACK 0x9A (3.1.1: 0x05).'),
+    wildcardSubscriptionAvailable: bool(true, 'Accept topic filters with "+" or "#" (MQTT 5 Wildcard Subscription Available). false: such a filter gets SUBACK 0xA2 (3.1.1: 0x80).'),
+    subscriptionIdentifiersAvailable: bool(true, 'Accept MQTT 5 Subscription Identifiers (Subscription Identifiers Available). false: a SUBSCRIBE with one is DISCONNECT 0xA1.'),
+    serverKeepAlive: nullableInt(1, 65_535, 'Seconds; MQTT 5 Server Keep Alive imposed on every v5 client (at most limits.maxKeepAlive). null = the client\'s Keep Alive, unless it exceeds limits.maxKeepAlive (or is 0 while limits.maxKeepAlive is below 65535).'),
+    responseInformation: {
+      kind: 'string',
+      nullable: true,
+      default: null,
+      pattern: /^[^+#\u0000]+$/,
+      patternDoc: 'a topic prefix without "+" or "#"',
+      doc: 'MQTT 5 Response Information returned in CONNACK to clients that set Request Response Information to 1, the basis of their response topics; "{clientid}" is replaced by the client id (e.g. "reply/{clientid}/"). null = none.',
+    },
+    serverReference: {
+      kind: 'string',
+      nullable: true,
+      default: null,
+      pattern: NON_EMPTY,
+      patternDoc: 'a non-empty string',
+      doc: 'MQTT 5 server redirection: when set (e.g. "mqtt2.example.com:1883"), every new connection is refused, v5 with CONNACK 0x9C Use another server (0x9D with mqtt.serverMoved) and this Server Reference, 3.1.1 with CONNACK 0x03. null = serve clients.',
+    },
+    serverMoved: bool(false, 'With mqtt.serverReference: refuse with 0x9D Server moved (the client should use the other server from now on) instead of 0x9C Use another server (for now).'),
   },
   auth: {
     allowAnonymous: bool(true, 'Accept clients that send no username.'),
@@ -334,6 +442,14 @@ export const SCHEMA: SchemaOf<Config> = {
       maxBytes: int(104_857_600, 1, Number.MAX_SAFE_INTEGER, 'Largest file accepted for upload, in bytes.'),
       publicUrl: nullableStr('Base URL written into download links (e.g. https://im.example.com); null = http:// plus the request\'s Host.'),
     },
+  },
+  sharedSubscriptions: {
+    enabled: bool(true, 'Accept shared subscriptions `$share/{ShareName}/{filter}` (MQTT 5, and 3.1.1 clients too): each message goes to one member of each group. false: refused (v5 SUBACK 0x9E, 3.1.1 0x80).'),
+    strategy: enumOf(
+      SHARED_STRATEGIES,
+      'round_robin',
+      'Which member of a group gets a message (online members first): round_robin in turn; random; sticky the same member while it stays online; hash of the publisher\'s client id (the topic for broker-made messages), so one publisher\'s messages go to one member while the online members do not change.',
+    ),
   },
   admin: {
     token: nullableStr('Bearer token for the admin API under /api/v1; null = the admin API is disabled.'),
@@ -384,7 +500,7 @@ export function describeType(spec: FieldSpec): string {
   switch (spec.kind) {
     case 'int': {
       const range = `an integer between ${spec.min} and ${spec.max}`;
-      return spec.auto ? `"auto" or ${range}` : range;
+      return spec.auto ? `"auto" or ${range}` : spec.nullable ? `${range} or null` : range;
     }
     case 'number':
       if (spec.min !== undefined && spec.max !== undefined) return `a number between ${spec.min} and ${spec.max}`;

@@ -76,6 +76,8 @@ export class CoordinatorActor {
   /** Holding sessions of directory users who never connected, by uid. */
   private readonly holds = new Map<string, HoldRef>();
   private readonly adminReplies = new Replies<AdminResponse>();
+  /** Shared subscription resyncs waiting for the shards to have every membership. */
+  private readonly resyncs = new Replies<void>();
 
   constructor(
     private readonly opts: CoordinatorOptions,
@@ -132,6 +134,8 @@ export class CoordinatorActor {
         return this.adminReplies.reply(m.reqId, { status: m.status, body: m.body });
       case 'metricsReport':
         return this.gatherings.reply(m.reqId, m.snapshot);
+      case 'shareResynced':
+        return this.resyncs.reply(m.reqId, undefined);
     }
   }
 
@@ -251,6 +255,20 @@ export class CoordinatorActor {
     this.createHolds();
   }
 
+  /**
+   * Shared subscriptions: the owners' group tables live in memory and are rebuilt from the
+   * members. `owner` null (broker start, once every shard restored its sessions): every
+   * shard tells every owner its memberships; a shard index (that shard's thread restarted):
+   * every shard tells it, and it tells every owner its own. Resolves once the owners have
+   * them (their route snapshots then hold the groups' filters), or after a deadline.
+   */
+  resyncShared(owner: number | null): Promise<void> {
+    return new Promise((done) => {
+      const reqId = this.resyncs.expect(owner === null ? this.shards.length : 1, () => done(), EDIT_DEADLINE_MS);
+      for (const s of this.shards) s.tell({ t: 'shareResync', reqId, owner });
+    });
+  }
+
   // ------------------------------------------------------------ admin API
   private onAdminRequest(m: Extract<CoordinatorMsg, { t: 'adminRequest' }>): void {
     const reply = (r: AdminResponse): void => this.gateways[m.gw]!.tell({ t: 'adminReply', reqId: m.reqId, status: r.status, body: r.body });
@@ -342,5 +360,6 @@ export class CoordinatorActor {
     this.refreshes.close();
     this.rulesApplied.close();
     this.adminReplies.close();
+    this.resyncs.close();
   }
 }

@@ -32,6 +32,7 @@ import { encodePublishFast, toPacket } from './encode.js';
 import { applyRules, compileRules, type CompiledRules } from '../im/rules.js';
 import type { ImUser } from '../im/im-acl.js';
 import type { AckPacket } from '../channel/types.js';
+import { subackReasonString } from '../channel/problem-info.js';
 import { COORDINATOR_BIT, PendingAcks, type PendingAck } from './pending-acks.js';
 
 export interface GatewayOptions {
@@ -47,8 +48,9 @@ export interface GatewayOptions {
   /** Node-wide open-connection counter shared by every gateway (Int32Array over a SAB). */
   connCounter: Int32Array;
   /**
-   * Store durability: 'sync' holds PUBACK/PUBREC until committed (pending-acks.ts);
-   * 'sync' and 'async' tag QoS 2 publishes so shards can drop a resend after a crash.
+   * Store durability: 'sync' and 'async' hold PUBACK/PUBREC until every destination
+   * answered (pending-acks.ts; an async shard answers before its commit while its store
+   * keeps up) and tag QoS 2 publishes so shards can drop a resend after a crash.
    */
   durability: 'sync' | 'async' | 'memory';
 }
@@ -61,7 +63,8 @@ export interface AuthOutcome {
   groups?: string[];
 }
 
-export type Authenticate = (username: string | undefined, password: Buffer | undefined) => Promise<AuthOutcome>;
+/** `certified`: the username is the subject CN of the connection's verified client certificate (ConnIO.certUsername). */
+export type Authenticate = (username: string | undefined, password: Buffer | undefined, certified?: boolean) => Promise<AuthOutcome>;
 
 /** Series names per QoS, built once (hot path). */
 const SENT = seriesByQos('messages_sent_total');
@@ -94,6 +97,14 @@ interface Conn {
   deferred?: Effect[][];
 }
 
+/** A packet built from shard data that mqtt-packet (or the hand encoder) refused. */
+class EncodeError extends Error {
+  constructor(cause: unknown) {
+    // pino prints the cause's message after this one.
+    super('cannot encode the packet', { cause });
+  }
+}
+
 /** Effect lists one connection may have waiting for a restarting shard before it is closed. */
 const MAX_DEFERRED = 1000;
 
@@ -120,6 +131,8 @@ export class GatewayActor {
   private downShards = 0;
   /** Durability sync: acks waiting for their commits. */
   private readonly acks = new PendingAcks((a) => this.releaseAck(a));
+  /** logFailure(): when each kind of failure was last logged, and how many since were not. */
+  private readonly failureLog: Record<string, { at: number; skipped: number }> = Object.create(null);
   private readyResolve?: () => void;
   /** Resolves once every shard sent its route snapshot: only then is it safe to accept. */
   readonly ready: Promise<void>;
@@ -164,15 +177,28 @@ export class GatewayActor {
         // Packets the client sent before CONNACK now run in order.
         const early = c.early;
         c.early = [];
-        for (const p of early) if (!c.closed) this.apply(c, handleIn(c.st, p, this.env));
+        try {
+          for (const p of early) if (!c.closed) this.apply(c, handleIn(c.st, p, this.env));
+        } catch (e) {
+          this.connFailed(c, 'packet', e);
+        }
         return;
       }
-      case 'suback':
-        return this.sendTo(m.connId, { cmd: 'suback', messageId: m.packetId, granted: m.codes });
+      case 'suback': {
+        const c = this.conns.get(m.connId);
+        if (!c || c.closed) return;
+        // A refused filter is explained in the Reason String (unless Request Problem Information is 0).
+        const reasonString = subackReasonString(c.st, m.codes);
+        this.write(c, { cmd: 'suback', messageId: m.packetId, granted: m.codes, ...(reasonString !== undefined ? { properties: { reasonString } } : {}) });
+        return;
+      }
       case 'unsuback': {
         const c = this.conns.get(m.connId);
+        if (!c || c.closed) return;
+        const reasonString = subackReasonString(c.st, m.codes);
         // 3.1.1 UNSUBACK has no reason codes.
-        if (c) this.write(c, c.st.version === 5 ? { cmd: 'unsuback', messageId: m.packetId, granted: m.codes } : ({ cmd: 'unsuback', messageId: m.packetId } as Packet));
+        if (c.st.version !== 5) this.write(c, { cmd: 'unsuback', messageId: m.packetId } as Packet);
+        else this.write(c, { cmd: 'unsuback', messageId: m.packetId, granted: m.codes, ...(reasonString !== undefined ? { properties: { reasonString } } : {}) });
         return;
       }
       case 'kick': {
@@ -279,15 +305,22 @@ export class GatewayActor {
     if (c.closed) return;
     c.lastRead = Date.now();
     this.metrics.inc('bytes_received_total', chunk.length);
-    const err = c.framer.push(chunk, (frame) => {
-      if (c.closed) return;
-      // Publishes and acks of a live connection skip the general parser (fast-parse.ts).
-      const hot = c.st.phase === 'connected' ? parseHotPacket(frame, c.st.version) : undefined;
-      if (hot) return this.onPacket(c, hot);
-      this.parserOf(c).parse(frame);
-      // Frames are whole packets, so the parser holds nothing between them.
-      if (c.st.phase === 'connected') c.parser = undefined;
-    });
+    let err: ReturnType<Framer['push']>;
+    try {
+      err = c.framer.push(chunk, (frame) => {
+        if (c.closed) return;
+        // Publishes and acks of a live connection skip the general parser (fast-parse.ts).
+        const hot = c.st.phase === 'connected' ? parseHotPacket(frame, c.st.version) : undefined;
+        if (hot) return this.onPacket(c, hot);
+        this.parserOf(c).parse(frame);
+        // Frames are whole packets, so the parser holds nothing between them.
+        if (c.st.phase === 'connected') c.parser = undefined;
+      });
+    } catch (e) {
+      // A bug met on this connection's input: it alone is closed, the thread goes on (an
+      // exception here would otherwise end the thread and every connection on it).
+      return this.connFailed(c, 'packet', e);
+    }
     if (err === 'too_large')
       this.close(c, { reason: RC.PACKET_TOO_LARGE, why: 'packet_too_large', counter: 'protocol_errors_total{reason="packet_too_large"}' });
     else if (err === 'bad_length')
@@ -323,6 +356,8 @@ export class GatewayActor {
       c.early.push(p);
       return;
     }
+    // TLS client certificate as identity (tls.clientCertUsername): a CONNECT without a username logs in as its CN.
+    if (p.cmd === 'connect' && p.username === undefined && c.io.certUsername !== undefined) p.username = c.io.certUsername;
     this.apply(c, handleIn(c.st, p, this.env));
   }
 
@@ -349,14 +384,15 @@ export class GatewayActor {
     });
   }
 
-  private close(c: Conn, o: { reason?: number; why: string; counter?: string; notifyShard?: boolean }): void {
+  private close(c: Conn, o: { reason?: number; why: string; counter?: string; notifyShard?: boolean; text?: string }): void {
     if (c.closed) return;
     if (o.counter) this.metrics.inc(o.counter);
     this.log.debug({ clientId: c.st.clientId, remote: c.io.remote, why: o.why }, 'closing connection');
     if (o.notifyShard !== false && c.st.phase !== 'closed') this.notifyLost(c, true);
     // v5: the server may send DISCONNECT with a reason before closing [MQTT-4.13.2-1].
     if (o.reason !== undefined && c.st.version === 5 && (c.st.phase === 'connected' || c.st.phase === 'connecting')) {
-      this.write(c, { cmd: 'disconnect', reasonCode: o.reason, properties: { reasonString: o.why } });
+      // Its Reason String says why, also with Request Problem Information 0 [MQTT-3.1.2-29].
+      this.write(c, { cmd: 'disconnect', reasonCode: o.reason, properties: { reasonString: o.text ?? o.why.replace(/_/g, ' ') } });
     }
     c.st.phase = 'closed';
     c.closed = true;
@@ -375,7 +411,14 @@ export class GatewayActor {
       switch (ef.e) {
         case 'send':
           // A refused or duplicate publish's ack keeps its place behind held ones.
-          if ((ef.packet.cmd === 'puback' || ef.packet.cmd === 'pubrec') && this.acks.queueReady(c.id, ef.packet)) break;
+          if (ef.packet.cmd === 'puback' || ef.packet.cmd === 'pubrec') {
+            // Counted (ChannelState.acksHeld) until released, like the held acks before it.
+            const counted = this.countsAgainstReceiveMaximum(ef.packet);
+            if (this.acks.queueReady(c.id, ef.packet, counted)) {
+              if (counted) c.st.acksHeld++;
+              break;
+            }
+          }
           this.write(c, ef.packet);
           break;
         case 'released':
@@ -398,7 +441,7 @@ export class GatewayActor {
           this.metrics.inc(ef.series, ef.n);
           break;
         case 'close':
-          this.close(c, { reason: ef.reason, why: ef.why, counter: ef.counter });
+          this.close(c, { reason: ef.reason, why: ef.why, counter: ef.counter, text: ef.text });
           break;
       }
     }
@@ -438,20 +481,26 @@ export class GatewayActor {
       if (!c.deferred || c.closed) continue;
       const lists = c.deferred;
       c.deferred = undefined;
-      for (let i = 0; i < lists.length; i++) {
-        if (c.closed) return;
-        if (c.deferred) {
-          (c.deferred as Effect[][]).push(...lists.slice(i));
-          break;
+      // Each connection on its own: one that closes (or fails) meanwhile stops its own
+      // replay, never the other connections' (they would stay paused).
+      try {
+        for (let i = 0; i < lists.length; i++) {
+          if (c.closed) break;
+          if (c.deferred) {
+            (c.deferred as Effect[][]).push(...lists.slice(i));
+            break;
+          }
+          this.apply(c, lists[i]!);
         }
-        this.apply(c, lists[i]!);
+      } catch (e) {
+        this.connFailed(c, 'deferred', e);
       }
       if (!c.deferred && !c.closed && !this.paused) c.io.resume();
     }
   }
 
   private runAuth(c: Conn, username: string | undefined, password: Buffer | undefined): void {
-    this.authenticate(username, password).then(
+    this.authenticate(username, password, username !== undefined && username === c.io.certUsername).then(
       (outcome) => {
         if (c.closed) return;
         if (outcome.result !== 'ok' || outcome.uid === undefined || !this.env.im) {
@@ -478,7 +527,9 @@ export class GatewayActor {
    * destination committed the message.
    */
   route(msg: AppMessage, from?: { uid?: string; clientId: string }, ack?: { c: Conn; ack: AckPacket }): void {
-    const held = ack && this.opts.durability === 'sync' ? this.acks.open(ack.c.id, ack.ack) : undefined;
+    const held = ack && this.opts.durability !== 'memory' ? this.acks.open(ack.c.id, ack.ack) : undefined;
+    // Unacknowledged until written: counts against our Receive Maximum (publish.ts) [MQTT-3.3.4-7].
+    if (held) ack!.c.st.acksHeld++;
     // QoS 2 on a durable store: shards remember (publisher, packet id, part) to drop a resend.
     const pid = ack?.ack.cmd === 'pubrec' && this.opts.durability !== 'memory' ? ack.ack.messageId : undefined;
     let deliverOriginal = true;
@@ -524,15 +575,25 @@ export class GatewayActor {
   /** A PUBACK/PUBREC whose publish is routed (and, with held acks, committed). */
   private writeAck(c: Conn, ack: AckPacket): void {
     if (c.closed) return;
-    if (ack.cmd === 'pubrec' && this.opts.durability === 'sync') c.st.qos2In.add(ack.messageId);
+    if (ack.cmd === 'pubrec' && this.opts.durability !== 'memory') c.st.qos2In.add(ack.messageId);
     this.write(c, ack as Packet);
   }
 
   private releaseAck(a: PendingAck): void {
     const c = this.conns.get(a.connId);
     if (!c || c.closed) return;
+    if (a.id !== 0 || a.counted) c.st.acksHeld--;
     if (a.id === 0) this.write(c, a.packet as Packet); // a refusal queued behind held acks
     else this.writeAck(c, a.packet as AckPacket);
+  }
+
+  /**
+   * A PUBACK/PUBREC the channel sends itself: a refusal (every PUBACK, a PUBREC of 0x80 or
+   * more) answers a PUBLISH the client counts as unacknowledged until it gets it; a
+   * PUBREC of success answers a resent QoS 2 PUBLISH whose id qos2In already counts.
+   */
+  private countsAgainstReceiveMaximum(p: Packet): boolean {
+    return p.cmd === 'puback' || (p.cmd === 'pubrec' && (p.reasonCode ?? 0) >= 0x80);
   }
 
   private broadcast(m: ShardMsg): void {
@@ -550,9 +611,15 @@ export class GatewayActor {
       if (qos0 > 0) this.metrics.inc('messages_dropped_total{reason="connection_closed"}', qos0);
       return;
     }
+    // Each packet on its own: one that fails is dropped (and acknowledged to the shard),
+    // the others go out.
     for (const o of out) {
-      if (o.k === 'pubrel') this.write(c, { cmd: 'pubrel', messageId: o.packetId });
-      else this.deliverPub(c, o.msg, o.qos, o.packetId, o.dup, o.retain, o.subIds);
+      try {
+        if (o.k === 'pubrel') this.write(c, { cmd: 'pubrel', messageId: o.packetId });
+        else this.deliverPub(c, o.msg, o.qos, o.packetId, o.dup, o.retain, o.subIds);
+      } catch (e) {
+        this.dropDelivery(c, o.k === 'pub' ? o.qos : 2, o.packetId, e, o.k === 'pub' ? o.msg.topic : undefined);
+      }
     }
   }
 
@@ -566,12 +633,18 @@ export class GatewayActor {
         if (it.qos === 0) this.metrics.inc('messages_dropped_total{reason="connection_closed"}');
         continue;
       }
-      let pre: Buffer | undefined;
-      if (it.qos === 0 && it.subIds === undefined) {
-        const k = (c.st.version === 5 ? 2 : 0) + (it.retain ? 1 : 0);
-        pre = shared[k] ??= this.encodePub(c, msg, 0, 0, false, it.retain, undefined);
+      // Each recipient on its own: a delivery that fails is dropped (and acknowledged to the
+      // shard), never the rest of the group.
+      try {
+        let pre: Buffer | undefined;
+        if (it.qos === 0 && it.subIds === undefined) {
+          const k = (c.st.version === 5 ? 2 : 0) + (it.retain ? 1 : 0);
+          pre = shared[k] ??= this.encodePub(c, msg, 0, 0, false, it.retain, undefined);
+        }
+        this.deliverPub(c, msg, it.qos, it.packetId, false, it.retain, it.subIds, pre);
+      } catch (e) {
+        this.dropDelivery(c, it.qos, it.packetId, e, msg.topic);
       }
-      this.deliverPub(c, msg, it.qos, it.packetId, false, it.retain, it.subIds, pre);
     }
   }
 
@@ -593,13 +666,18 @@ export class GatewayActor {
     this.metrics.inc(SENT_BYTES[qos]!, msg.payload.length);
   }
 
+  /** Throws EncodeError when the message cannot become a PUBLISH for this client. */
   private encodePub(c: Conn, msg: AppMessage, qos: QoS, packetId: number, dup: boolean, retain: boolean, subIds: number[] | undefined): Buffer {
     const v = c.st.version;
     const hasProps = msg.props !== undefined || (subIds !== undefined && subIds.length > 0);
-    return (
-      encodePublishFast(msg.topic, msg.payload, qos, packetId, dup, retain, v === 5, hasProps) ??
-      mqttPacket.generate(toPacket({ k: 'pub', msg, qos, packetId, dup, retain, subIds }, v), { protocolVersion: v })
-    );
+    try {
+      return (
+        encodePublishFast(msg.topic, msg.payload, qos, packetId, dup, retain, v === 5, hasProps) ??
+        mqttPacket.generate(toPacket({ k: 'pub', msg, qos, packetId, dup, retain, subIds }, v), { protocolVersion: v })
+      );
+    } catch (err) {
+      throw new EncodeError(err);
+    }
   }
 
   private sendTo(connId: number, packet: Packet): void {
@@ -607,17 +685,74 @@ export class GatewayActor {
     if (c && !c.closed) this.write(c, packet);
   }
 
-  /** Encodes now, writes at the end of the turn: many packets to one socket, one write. */
+  /**
+   * Encodes now, writes at the end of the turn: many packets to one socket, one write.
+   * A packet that cannot be encoded is counted and logged; the connection, which would
+   * wait for it (a SUBACK, a CONNACK...), is closed, except for a PUBREL, whose message is
+   * discarded at the shard like an undeliverable one. 0 when nothing was queued.
+   */
   private write(c: Conn, packet: Packet): number {
-    let buf = mqttPacket.generate(packet, { protocolVersion: c.st.version });
-    const props = (packet as { properties?: { reasonString?: string } }).properties;
-    if (buf.length > c.st.maxPacketSizeOut && props?.reasonString !== undefined) {
-      // The Reason String is optional: it is left out rather than exceed the client's
-      // Maximum Packet Size [MQTT-3.4.2-2][MQTT-3.5.2-2][MQTT-3.14.2-3].
-      const { reasonString: _, ...rest } = props;
-      buf = mqttPacket.generate({ ...packet, properties: rest } as Packet, { protocolVersion: c.st.version });
+    let buf: Buffer;
+    try {
+      buf = mqttPacket.generate(packet, { protocolVersion: c.st.version });
+      const props = (packet as { properties?: { reasonString?: string } }).properties;
+      if (buf.length > c.st.maxPacketSizeOut && props?.reasonString !== undefined) {
+        // The Reason String is optional: it is left out rather than exceed the client's
+        // Maximum Packet Size [MQTT-3.4.2-2][MQTT-3.5.2-2][MQTT-3.14.2-3].
+        const { reasonString: _, ...rest } = props;
+        buf = mqttPacket.generate({ ...packet, properties: rest } as Packet, { protocolVersion: c.st.version });
+      }
+    } catch (e) {
+      if (packet.cmd === 'pubrel') {
+        this.dropDelivery(c, 2, packet.messageId!, new EncodeError(e));
+        return 0;
+      }
+      this.metrics.inc(`internal_errors_total{op="encode_${packet.cmd}"}`);
+      this.logFailure(`encode_${packet.cmd}`, e, { clientId: c.st.clientId });
+      // The DISCONNECT that close() writes is not tried again.
+      if (packet.cmd !== 'disconnect') this.close(c, { reason: RC.UNSPECIFIED_ERROR, why: `could not encode ${packet.cmd}` });
+      return 0;
     }
     return this.writeBuf(c, buf);
+  }
+
+  /**
+   * A delivery that failed (`encode_error`: the packet could not be encoded, EncodeError;
+   * else a bug on the way, `internal_error`): counted as dropped and logged; a QoS 1/2
+   * message is acknowledged to the shard like a discarded one (as for
+   * client_max_packet_size), so that it does not stay in the session's inflight window
+   * for ever. The other deliveries of the batch go on.
+   */
+  private dropDelivery(c: Conn, qos: QoS, packetId: number, err: unknown, topic?: string): void {
+    const reason = err instanceof EncodeError ? 'encode_error' : 'internal_error';
+    this.metrics.inc(`messages_dropped_total{reason="${reason}"}`);
+    if (qos > 0) this.tellShard(c, { t: 'ack', connId: c.id, clientId: c.st.clientId, kind: 'pubcomp', packetId });
+    this.logFailure(reason, err, { clientId: c.st.clientId, topic });
+  }
+
+  /** A bug met while handling one connection's packets: that connection is closed, no other. */
+  private connFailed(c: Conn, op: string, err: unknown): void {
+    this.metrics.inc(`internal_errors_total{op="${op}"}`);
+    this.logFailure(op, err, { clientId: c.st.clientId, remote: c.io.remote });
+    c.parser = undefined;
+    this.close(c, { reason: RC.UNSPECIFIED_ERROR, why: 'internal error' });
+  }
+
+  /**
+   * Logs a failure with its reason, at most once a second per kind (a fan-out of a message
+   * that cannot be encoded fails once per recipient): the next line tells how many were
+   * not logged meanwhile.
+   */
+  private logFailure(kind: string, err: unknown, data: Record<string, unknown>): void {
+    const now = Date.now();
+    const f = (this.failureLog[kind] ??= { at: 0, skipped: 0 });
+    if (now - f.at < 1000) {
+      f.skipped++;
+      return;
+    }
+    this.log.error({ err, kind, ...data, notLoggedBefore: f.skipped }, 'failed on one packet; the others go on');
+    f.at = now;
+    f.skipped = 0;
   }
 
   /** Queues encoded bytes for the socket; everything queued in one turn goes out in one write. */
@@ -706,10 +841,9 @@ export class GatewayActor {
   }
 
   snapshot() {
-    const by: Record<string, number> = { tcp: 0, ws: 0 };
+    const by: Record<string, number> = { tcp: 0, ws: 0, tls: 0, wss: 0 };
     for (const c of this.conns.values()) by[c.io.transport]!++;
-    this.metrics.set('connections{transport="tcp"}', by.tcp!);
-    this.metrics.set('connections{transport="ws"}', by.ws!);
+    for (const [transport, n] of Object.entries(by)) this.metrics.set(`connections{transport="${transport}"}`, n);
     this.metrics.set('acks_waiting_commit', this.acks.size);
     this.metrics.mailboxDepth = () => this.system.mailboxDepth();
     return this.metrics.snapshot();

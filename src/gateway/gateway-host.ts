@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { ActorSystem } from '../runtime/system.js';
-import { shardCount, type Topology } from '../runtime/topology.js';
+import { MAIN, shardCount, type Topology } from '../runtime/topology.js';
 import { shardOf } from '../runtime/sharding.js';
 import { gatewayName } from '../protocol/messages.js';
 import { Metrics } from '../admin/metrics.js';
@@ -16,7 +16,9 @@ import { createAuthenticator } from '../auth/authenticator.js';
 import { createHashPool, type HashPool } from '../auth/hash-pool.js';
 import { loadUsersFile } from '../auth/users-file.js';
 import { listenTcp, type TcpListener } from '../transport/tcp-listener.js';
-import { listenWs, type WsServer } from '../transport/ws-server.js';
+import { listenWs, type HttpRoutes, type WsServer } from '../transport/ws-server.js';
+import { listenTls, type TlsListener } from '../transport/tls-listener.js';
+import { findFreePort } from '../transport/free-port.js';
 import { GatewayActor, type Authenticate } from './gateway-actor.js';
 import type { ChannelEnv } from '../channel/types.js';
 import { createJwtVerifier } from '../auth/jwt.js';
@@ -31,6 +33,14 @@ export interface GatewayHost {
   tcpPort?: number;
   tcpFd?: number;
   wsPort?: number;
+  tlsPort?: number;
+  tlsFd?: number;
+  wssPort?: number;
+  /**
+   * New TLS handshakes use the certificate files as they are now (SIGHUP); established
+   * connections keep theirs. Rejects, keeping the old certificate, if the files cannot be used.
+   */
+  reloadTls(): Promise<void>;
   /** Graceful stop: clients are told, sockets flushed, uWS closed. */
   stop(): Promise<void>;
   /** Emergency close of native handles before a crashing thread exits. */
@@ -48,6 +58,9 @@ export async function startGatewayHost(o: {
   tcpFd?: number;
   tcpPort?: number;
   wsPort?: number;
+  tlsFd?: number;
+  tlsPort?: number;
+  wssPort?: number;
 }): Promise<GatewayHost> {
   const { config, system, index } = o;
   const log = o.log.child({ actor: gatewayName(index) });
@@ -59,7 +72,9 @@ export async function startGatewayHost(o: {
     shardOf: (clientId) => shardOf(clientId, shards),
     newClientId: () => `auto-${randomBytes(9).toString('base64url')}`,
     im: config.im.enabled ? { senderCheck: config.im.senderCheck, superusers: new Set(config.im.superusers) } : null,
-    holdAcks: config.store.durability === 'sync',
+    holdAcks: config.store.durability !== 'memory',
+    sharedSubscriptions: config.sharedSubscriptions.enabled,
+    mqtt: config.mqtt,
   };
   // No users file: no password table, so only the anonymous rule applies and the pool
   // that would verify hashes is never started.
@@ -71,8 +86,11 @@ export async function startGatewayHost(o: {
     pool: pool ?? { verify: async () => false },
   });
   const identify = createIdentify(auth, await createJwtVerifier(config.auth.jwt));
-  const authenticate: Authenticate = (u, p) => identify.mqtt(u, p);
+  // A username vouched for by a verified client certificate (tls.clientCertUsername) needs no password.
+  const authenticate: Authenticate = (u, p, certified) => (certified && u !== undefined ? identify.certificate(u) : identify.mqtt(u, p));
   const metrics = new Metrics(system.thread === 'main' ? `main/gateway:${index}` : `gw${index}`);
+  // A gateway thread's failed actor messages (on the main thread the supervisor counts them).
+  if (system.thread !== MAIN) metrics.actorErrors = () => system.actorErrors;
   const actor = new GatewayActor(
     {
       index,
@@ -96,66 +114,127 @@ export async function startGatewayHost(o: {
 
   let tcp: TcpListener | undefined;
   let ws: WsServer | undefined;
-  if (config.listeners.tcp.enabled) {
-    tcp = await listenTcp({ host: config.host, port: o.tcpPort ?? config.listeners.tcp.port, fd: o.tcpFd }, actor.accept);
-  }
-  if (config.listeners.ws.enabled) {
-    ws = await listenWs(
-      {
-        host: config.host,
-        port: o.wsPort ?? config.listeners.ws.port,
-        path: config.listeners.ws.path,
-        // A WebSocket message may carry one whole MQTT packet plus framing slack.
-        maxPayloadLength: limits.maxPacketSize + 16,
-      },
-      actor.accept,
-      {
-        get: {
-          '/healthz': (reply) => reply('200 OK', 'text/plain', 'ok\n'),
-          '/metrics': (reply) =>
-            actor.requestMetrics((text) => reply('200 OK', 'text/plain; version=0.0.4; charset=utf-8', text)),
+  let tlsL: TlsListener | undefined;
+  let wss: WsServer | undefined;
+  // The HTTP side of the ws and wss listeners: the same endpoints on both.
+  const httpRoutes: HttpRoutes = {
+    get: {
+      '/healthz': (reply) => reply('200 OK', 'text/plain', 'ok\n'),
+      '/metrics': (reply) =>
+        actor.requestMetrics((text) => reply('200 OK', 'text/plain; version=0.0.4; charset=utf-8', text)),
+    },
+    configure: (app) => {
+      const cors = createCors(config.listeners.ws.corsOrigins);
+      cors.preflight(app, ['/files', '/files/:id/:name', '/api/v1/*']);
+      registerAdminRoutes(app, config.admin.token, (req, reply) => actor.requestAdmin(req, reply), (series) => metrics.inc(series), cors.wrap);
+      if (config.im.enabled && config.im.files.enabled) {
+        registerFileRoutes(
+          app,
+          { dir: join(config.dataDir, 'files'), maxBytes: config.im.files.maxBytes, publicUrl: config.im.files.publicUrl },
+          (authorization, token) => identify.http(authorization, token),
+          { count: (series, n) => metrics.inc(series, n), log },
+          cors.wrap,
+        );
+      }
+    },
+  };
+  // A WebSocket message may carry one whole MQTT packet plus framing slack.
+  const maxPayloadLength = limits.maxPacketSize + 16;
+  try {
+    if (config.listeners.tcp.enabled) {
+      tcp = await listenTcp({ host: config.host, port: o.tcpPort ?? config.listeners.tcp.port, fd: o.tcpFd }, actor.accept);
+    }
+    if (config.listeners.ws.enabled) {
+      ws = await listenWs({ host: config.host, port: o.wsPort ?? config.listeners.ws.port, path: config.listeners.ws.path, maxPayloadLength }, actor.accept, httpRoutes);
+    }
+    if (config.listeners.tls.enabled) {
+      tlsL = await listenTls(
+        {
+          host: config.host,
+          port: o.tlsPort ?? config.listeners.tls.port,
+          fd: o.tlsFd,
+          tls: config.tls,
+          handshakeTimeout: limits.connectTimeout * 1000,
+          onHandshakeError: (err) => {
+            metrics.inc('tls_handshake_failures_total');
+            log.debug({ err: err.message }, 'TLS handshake failed');
+          },
         },
-        configure: (app) => {
-          const cors = createCors(config.listeners.ws.corsOrigins);
-          cors.preflight(app, ['/files', '/files/:id/:name', '/api/v1/*']);
-          registerAdminRoutes(app, config.admin.token, (req, reply) => actor.requestAdmin(req, reply), (series) => metrics.inc(series), cors.wrap);
-          if (config.im.enabled && config.im.files.enabled) {
-            registerFileRoutes(
-              app,
-              { dir: join(config.dataDir, 'files'), maxBytes: config.im.files.maxBytes, publicUrl: config.im.files.publicUrl },
-              (authorization, token) => identify.http(authorization, token),
-              { count: (series, n) => metrics.inc(series, n), log },
-              cors.wrap,
-            );
-          }
+        actor.accept,
+      );
+    }
+    if (config.listeners.wss.enabled) {
+      const t = config.tls;
+      // A reload listens again on the same port (SO_REUSEPORT), which Linux refuses for a
+      // port the kernel picked for port 0: pick a free one first.
+      const port = o.wssPort ?? (config.listeners.wss.port || (await findFreePort(config.host)));
+      wss = await listenWs(
+        {
+          host: config.host,
+          port,
+          path: config.listeners.wss.path,
+          maxPayloadLength,
+          ssl: { certFile: t.certFile!, keyFile: t.keyFile!, ...(t.passphrase !== null ? { passphrase: t.passphrase } : {}) },
         },
-      },
-    );
+        actor.accept,
+        httpRoutes,
+      );
+    }
+  } catch (err) {
+    // A listener that could not open: what did open must not outlive this gateway (a live
+    // uWS app at thread exit aborts the process).
+    ws?.close();
+    wss?.close();
+    throw err;
   }
-  log.debug({ tcp: tcp?.port, ws: ws?.port }, 'gateway listening');
+  log.debug({ tcp: tcp?.port, ws: ws?.port, tls: tlsL?.port, wss: wss?.port }, 'gateway listening');
   let nativeClosed = false;
   const closeNative = () => {
     if (nativeClosed) return;
     nativeClosed = true;
     ws?.close();
+    wss?.close();
   };
   return {
     actor,
     tcpPort: tcp?.port,
     tcpFd: tcp?.fd,
     wsPort: ws?.port,
+    tlsPort: tlsL?.port,
+    tlsFd: tlsL?.fd,
+    wssPort: wss?.port,
+    reloadTls: async () => {
+      tlsL?.reload();
+      await wss?.reload();
+      metrics.inc('tls_reloads_total');
+      log.debug({ tls: tlsL?.port, wss: wss?.port }, 'TLS certificates reloaded');
+    },
     closeNative,
     stop: async () => {
+      // The TCP and TLS descriptors are shared by every gateway thread; closing them stops
+      // accepting for all, which is what a node-wide stop (or a restart of every gateway)
+      // wants. First thing: once one thread closed a shared descriptor, its number may be
+      // reused by a new socket, while this thread's listener still has that number in its
+      // event loop (docs/architecture.md, "Supervision").
+      const listenersClosed = Promise.all([
+        tcp && new Promise<void>((r) => tcp!.server.close(() => r())),
+        // A connection still in its TLS handshake is not the gateway's yet (shutdown()
+        // does not end it) and would hold the close until its handshake timeout: wait for
+        // the others only (ended ones go within 2 s).
+        tlsL &&
+          new Promise<void>((r) => {
+            tlsL!.server.close(() => r());
+            setTimeout(r, 2500).unref();
+          }),
+      ]);
       actor.shutdown();
-      // Let the DISCONNECTs reach the sockets before the listeners and uWS go away.
+      // Let the DISCONNECTs reach the sockets before uWS goes away.
       await new Promise((r) => setTimeout(r, 50));
       closeNative();
       // uWS closes its sockets and loop handles on the next turns; a thread torn down with
       // a live uWS handle aborts the process.
       await new Promise((r) => setTimeout(r, 50));
-      // The TCP descriptor is shared by every gateway thread; closing it stops accepting
-      // for all of them, which is what a node-wide stop wants.
-      if (tcp) await new Promise<void>((r) => tcp!.server.close(() => r()));
+      await listenersClosed;
       await pool?.close();
       metrics.close();
     },

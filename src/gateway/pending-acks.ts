@@ -19,6 +19,8 @@ export interface PendingAck {
   /** Destinations (shard bits, COORDINATOR_BIT) it went to. */
   mask: number;
   sealed: boolean;
+  /** A queued refusal (id 0) the client counts against our Receive Maximum until it gets it (ChannelState.acksHeld). */
+  counted?: boolean;
 }
 
 export class PendingAcks {
@@ -74,10 +76,10 @@ export class PendingAcks {
    * An ack that needs no commit (a refused or duplicate publish): sent in its turn. False
    * when nothing waits on the connection, so the caller writes it at once.
    */
-  queueReady(connId: number, packet: { cmd: string; messageId?: number }): boolean {
+  queueReady(connId: number, packet: { cmd: string; messageId?: number }, counted = false): boolean {
     const q = this.byConn.get(connId);
     if (!q) return false;
-    q.push({ id: 0, connId, packet, waits: 0, mask: 0, sealed: true });
+    q.push({ id: 0, connId, packet, waits: 0, mask: 0, sealed: true, ...(counted ? { counted } : {}) });
     return true;
   }
 

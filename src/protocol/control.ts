@@ -24,19 +24,26 @@ export interface WorkerInit {
   connCounter: Int32Array;
   /** Gateways: how many times the gateway group was restarted (connection id generation). */
   generation?: number;
-  /** Gateways other than the first: the TCP listening descriptor and the bound ports. */
+  /** Gateways other than the first: the TCP and TLS listening descriptors and the bound ports. */
   tcpFd?: number;
   tcpPort?: number;
   wsPort?: number;
+  tlsFd?: number;
+  tlsPort?: number;
+  wssPort?: number;
 }
 
 export type ToWorker =
   | { t: 'link'; link: LinkSpec }
   | { t: 'unlink'; thread: string }
   | { t: 'stop' }
-  | { t: 'crash' };
+  | { t: 'crash' }
+  /** Gateways: new TLS handshakes use the certificate files as they are now (SIGHUP). */
+  | { t: 'reloadTls' };
 
 export type FromWorker =
   | { t: 'ready' }
-  | { t: 'listening'; tcpPort?: number; tcpFd?: number; wsPort?: number }
+  | { t: 'listening'; tcpPort?: number; tcpFd?: number; wsPort?: number; tlsPort?: number; tlsFd?: number; wssPort?: number }
+  /** Answer to reloadTls; `error` when the files could not be used (the old certificate stays). */
+  | { t: 'tlsReloaded'; error?: string }
   | { t: 'stopped' };

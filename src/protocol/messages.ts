@@ -9,7 +9,7 @@
  * Bump PROTOCOL_VERSION whenever a message changes shape: threads of one process always
  * share a version, but the cluster bus (a later issue) will check it.
  */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 import type { ImUser } from '../im/im-acl.js';
 import type { RoutingRule } from '../im/rules.js';
@@ -142,7 +142,55 @@ export type ShardMsg =
   | { t: 'holdTransfer'; holdClientId: string; toShard: number; toClientId: string; reqId: number }
   /** The held messages, for the session waiting for them (sent by the holding session's shard). */
   | { t: 'heldMessages'; reqId: number; clientId: string; msgs: Array<{ msg: AppMessage; qos: QoS }> }
+  | SharedMsg
   | ControlMsg;
+
+/**
+ * Shared subscriptions (docs/architecture.md, "Shared subscriptions"). `key` is the whole
+ * `$share/{ShareName}/{filter}`: it names the group, whose owner is the shard
+ * shardOf(key); the members' sessions live on their own shards (by client id). The owner
+ * keeps the group's members and its route (src/session/shared-groups.ts); a member's
+ * shard keeps the subscription in the session (src/session/shared-member.ts).
+ */
+export type SharedMsg =
+  // ---- member shard -> owner
+  /** A session subscribed (or re-subscribed); `reqId` > 0: answer `shareJoined` once the group is routed everywhere. */
+  | { t: 'shareJoin'; key: string; clientId: string; shard: number; online: boolean; reqId: number }
+  | { t: 'shareLeave'; key: string; clientId: string }
+  /** The member's session got or lost its connection (the owner prefers online members). */
+  | { t: 'shareState'; clientId: string; keys: string[]; online: boolean }
+  /**
+   * A `shareDeliver` the member could not take: its session or subscription is gone
+   * (`gone`: the owner forgets the member). The owner gives the message to another member.
+   */
+  | { t: 'shareBounce'; key: string; clientId: string; msg: AppMessage; id?: number; gone: boolean }
+  /** Messages the member got from the group and never acknowledged, given back: its connection or session ended. */
+  | { t: 'shareRequeue'; key: string; clientId: string; msgs: AppMessage[] }
+  /** Deliveries (`shareDeliver.id`) now durable in the members' sessions. */
+  | { t: 'shareCommitted'; ids: number[] }
+  /**
+   * Every membership that shard `shard` holds for groups owned by the receiver: it replaces
+   * what the owner knew of that shard (at start, and after a shard thread restarted).
+   * `answer`: count it for `reqId` (answer `shareResynced` once every shard's came).
+   */
+  | { t: 'shareSync'; reqId: number; shard: number; members: Array<{ key: string; clientId: string; online: boolean }>; answer: boolean }
+  // ---- owner -> member shard
+  | { t: 'shareJoined'; reqId: number }
+  /**
+   * One message for one member (QoS, Retain As Published and Subscription Identifier come
+   * from the member's subscription). `id`: the publisher waits for it to be durable
+   * (durability sync): answer `shareCommitted`.
+   */
+  | { t: 'shareDeliver'; key: string; clientId: string; msg: AppMessage; id?: number }
+  // ---- coordinator -> every shard
+  /**
+   * Tell the owners your memberships (`shareSync`): `owner` null = every owner (broker
+   * start); a shard index = that shard restarted (it tells every owner of its own members).
+   */
+  | { t: 'shareResync'; reqId: number; owner: number | null }
+  // ---- supervisor -> every other shard
+  /** A shard thread died (it restarts): nothing goes to it until its `shareSync` comes. */
+  | { t: 'peerDown'; shard: number };
 
 /** The holding session a first connection adopts: where it lives. */
 export interface HoldRef {
@@ -222,7 +270,9 @@ export type CoordinatorMsg =
   | { t: 'presence'; uid: string; ns: string; delta: 1 | -1; shard: number }
   | { t: 'adminRequest'; reqId: number; gw: number; method: string; path: string; query: Record<string, string>; body: unknown }
   | { t: 'adminShardReply'; reqId: number; shard: number; status: number; body: unknown }
-  | { t: 'presubRefreshed'; reqId: number; shard: number };
+  | { t: 'presubRefreshed'; reqId: number; shard: number }
+  /** A shard has every member shard's memberships for `shareResync` `reqId`. */
+  | { t: 'shareResynced'; reqId: number; shard: number };
 
 // ---------------------------------------------------------------- runtime control, any thread
 export type ControlMsg = { t: 'collectMetrics'; reqId: number };

@@ -37,6 +37,8 @@ export class ActorSystem {
   private draining = false;
   /** Messages for actors that are not (or no longer) reachable, by reason. */
   readonly undeliverable = { no_actor: 0, no_link: 0 };
+  /** Messages whose receive threw (handed to onActorError, then skipped); `actor_errors_total`. */
+  actorErrors = 0;
   /** Called for a message that throws inside receive; the default rethrows (crash the thread). */
   onActorError: (actor: string, err: unknown) => void = (_a, err) => {
     throw err;
@@ -134,6 +136,7 @@ export class ActorSystem {
         try {
           actor.receive(msg);
         } catch (err) {
+          this.actorErrors++;
           this.onActorError(this.nameOf(actor), err);
         }
       }

@@ -13,6 +13,8 @@ export interface InflightEntry {
   qos: QoS;
   retain: boolean;
   subIds?: number[];
+  /** Came from this shared subscription (`$share/...`): given back to the group if never acknowledged (shared-member.ts). */
+  share?: string;
   /** 'publish': waiting for PUBACK/PUBREC; 'pubrel': PUBREL sent, waiting for PUBCOMP. */
   state: 'publish' | 'pubrel';
   /** Stored stream position and body (persistent sessions; journal.ts). */

@@ -34,16 +34,29 @@ export class Journal {
   private tokens = new Map<number, number[]>();
   /** Evicted sessions with messages queued in this turn (their tails are trimmed once committed). */
   private tails = new Set<Session>();
+  /** Something was written this turn. */
+  private wrote = false;
+  /** Turns with writes not known to be committed yet: [number, when flushed], oldest first. */
+  private uncommitted: Array<[number, number]> = [];
+  private turns = 0;
   /** Work that must wait until this turn's writes are durable. */
   private after: Array<() => void> = [];
   private scheduled = false;
   /** Inbound QoS 2 messages already taken in, per publisher, by `${packetId}/${part}`. */
   private readonly dedup = new Map<string, Map<string, DedupEntry>>();
 
+  /**
+   * `lagMs` null (durability sync): commit tokens are answered once this turn is durable.
+   * A number (async): at once, unless the oldest write not yet committed is older than
+   * `lagMs`; then they wait for the commit too. That bounds what a crash can lose to the
+   * messages acknowledged in the last `lagMs`, and slows publishers down to what the
+   * disk takes instead of letting a backlog of writes grow in memory.
+   */
   constructor(
     private readonly store: Store,
     private readonly onCommitted: (gw: number, ids: number[]) => void,
     private readonly onError: (err: unknown) => void,
+    private readonly lagMs: number | null = null,
   ) {}
 
   persistent(s: Session): boolean {
@@ -55,7 +68,7 @@ export class Journal {
   touch(s: Session): void {
     if (!this.persistent(s) && !s.stored) return;
     this.dirty.add(s);
-    this.schedule();
+    this.written();
   }
 
   /** The session ends: its record, its stream and its body references go. */
@@ -76,7 +89,7 @@ export class Journal {
     if (!s.stored) return; // `stored`: the store may hold a record or message of it
     s.stored = false;
     this.store.deleteSession(s.clientId);
-    this.schedule();
+    this.written();
   }
 
   /**
@@ -117,20 +130,20 @@ export class Journal {
     q.seq = this.next++;
     q.body = this.ref(q.msg);
     s.stored = true;
-    this.store.putOutbound(s.clientId, { seq: q.seq, body: q.body, qos: q.qos, retain: q.retain, ...(q.subIds ? { subIds: q.subIds } : {}) });
-    this.schedule();
+    this.store.putOutbound(s.clientId, { seq: q.seq, body: q.body, qos: q.qos, retain: q.retain, ...(q.subIds ? { subIds: q.subIds } : {}), ...(q.share !== undefined ? { share: q.share } : {}) });
+    this.written();
   }
 
   /** A message for an evicted (offline, on disk) session: written, not kept in memory. */
   queuedEvicted(s: Session, q: QueuedMessage): void {
     q.seq = this.next++;
     q.body = this.ref(q.msg);
-    this.store.putOutbound(s.clientId, { seq: q.seq, body: q.body, qos: q.qos as 1 | 2, retain: q.retain, ...(q.subIds ? { subIds: q.subIds } : {}) });
+    this.store.putOutbound(s.clientId, { seq: q.seq, body: q.body, qos: q.qos as 1 | 2, retain: q.retain, ...(q.subIds ? { subIds: q.subIds } : {}), ...(q.share !== undefined ? { share: q.share } : {}) });
     s.evicted!.queued++;
     // Kept until committed: the store reads only what is committed (reload, drop).
     s.evicted!.tail.push(q);
     this.tails.add(s);
-    this.schedule();
+    this.written();
   }
 
   /**
@@ -164,7 +177,7 @@ export class Journal {
     const have = new Set(outbound.map((r) => r.seq));
     for (const q of tail) {
       if (have.has(q.seq!)) continue;
-      outbound.push({ seq: q.seq!, body: q.body!, qos: q.qos as 1 | 2, retain: q.retain, ...(q.subIds ? { subIds: q.subIds } : {}) });
+      outbound.push({ seq: q.seq!, body: q.body!, qos: q.qos as 1 | 2, retain: q.retain, ...(q.subIds ? { subIds: q.subIds } : {}), ...(q.share !== undefined ? { share: q.share } : {}) });
       bodies.set(q.body!, q.msg);
     }
     let dropped = 0;
@@ -172,7 +185,7 @@ export class Journal {
       dropped++;
       this.store.deleteOutbound(s.clientId, r.seq);
       if (r.state !== 'pubrel') this.unref(r.body);
-      this.schedule();
+      this.written();
     });
     return dropped;
   }
@@ -186,7 +199,7 @@ export class Journal {
       s.stored = true;
     }
     this.store.putOutbound(s.clientId, this.outRecord(e, packetId));
-    this.schedule();
+    this.written();
   }
 
   /** PUBREC: the message is delivered; only its packet id waits for PUBCOMP. */
@@ -195,7 +208,7 @@ export class Journal {
     this.unref(e.body);
     e.body = undefined;
     this.store.putOutbound(s.clientId, this.outRecord(e, packetId));
-    this.schedule();
+    this.written();
   }
 
   /** PUBACK / PUBCOMP, or a queued message that expired: the record goes. */
@@ -203,7 +216,7 @@ export class Journal {
     if (e.seq === undefined) return;
     this.store.deleteOutbound(s.clientId, e.seq);
     this.release(e);
-    this.schedule();
+    this.written();
   }
 
   private release(e: { seq?: number; body?: number }): void {
@@ -215,6 +228,7 @@ export class Journal {
   private outRecord(e: InflightEntry, packetId: number): OutboundRecord {
     const r: OutboundRecord = { seq: e.seq!, body: e.body ?? 0, qos: e.qos as 1 | 2, retain: e.retain, packetId, state: e.state };
     if (e.subIds) r.subIds = e.subIds;
+    if (e.share !== undefined) r.share = e.share;
     return r;
   }
 
@@ -252,9 +266,9 @@ export class Journal {
       if (q.seq !== undefined) this.store.deleteOutbound(s.clientId, q.seq);
       else q.body = this.ref(q.msg);
       q.seq = this.next++;
-      this.store.putOutbound(s.clientId, { seq: q.seq, body: q.body!, qos: q.qos, retain: q.retain, ...(q.subIds ? { subIds: q.subIds } : {}) });
+      this.store.putOutbound(s.clientId, { seq: q.seq, body: q.body!, qos: q.qos, retain: q.retain, ...(q.subIds ? { subIds: q.subIds } : {}), ...(q.share !== undefined ? { share: q.share } : {}) });
     }
-    this.schedule();
+    this.written();
   }
 
   // ------------------------------------------------------------ inbound QoS 2 (resend after a crash)
@@ -270,7 +284,7 @@ export class Journal {
     const e = { key, fp, at: Date.now() };
     m.set(`${key[1]}/${key[2]}`, e);
     this.store.putDedup(e);
-    this.schedule();
+    this.written();
   }
 
   /** PUBREL from the publisher (null: a new session): it will not resend that packet id [MQTT-4.3.3-10]. */
@@ -283,7 +297,7 @@ export class Journal {
       this.store.deleteDedup(e.key);
     }
     if (m.size === 0) this.dedup.delete(origin);
-    this.schedule();
+    this.written();
   }
 
   /** Entries older than any session can live (their release was lost): purged. */
@@ -298,7 +312,7 @@ export class Journal {
       }
       if (m.size === 0) this.dedup.delete(origin);
     }
-    if (n > 0) this.schedule();
+    if (n > 0) this.written();
     return n;
   }
 
@@ -322,6 +336,12 @@ export class Journal {
     this.schedule();
   }
 
+  /** A write was issued: it belongs to this turn's transaction. */
+  private written(): void {
+    this.wrote = true;
+    this.schedule();
+  }
+
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
@@ -335,20 +355,29 @@ export class Journal {
       if (this.persistent(s)) {
         this.store.putSession(this.record(s));
         s.stored = true;
+        this.wrote = true;
       } else this.unpersist(s);
     }
     this.dirty.clear();
-    if (this.tokens.size === 0 && this.after.length === 0 && this.tails.size === 0) return;
+    const wrote = this.wrote;
+    this.wrote = false;
+    if (wrote) this.uncommitted.push([++this.turns, Date.now()]);
+    if (this.tokens.size === 0 && this.after.length === 0 && this.tails.size === 0 && !wrote) return;
     const tokens = this.tokens;
     const after = this.after;
     const tails = this.tails;
     const upTo = this.next - 1;
+    const turn = this.turns;
     this.tokens = new Map();
     this.after = [];
     this.tails = new Set();
+    // async: answered now while the store keeps up (see the constructor).
+    const now = this.lagMs !== null && (this.uncommitted.length === 0 || Date.now() - this.uncommitted[0]![1] <= this.lagMs);
+    if (now) for (const [gw, ids] of tokens) this.onCommitted(gw, ids);
     this.store.commit().then(
       () => {
-        for (const [gw, ids] of tokens) this.onCommitted(gw, ids);
+        if (this.uncommitted.length > 0 && this.uncommitted[0]![0] <= turn) this.uncommitted = this.uncommitted.filter(([t]) => t > turn);
+        if (!now) for (const [gw, ids] of tokens) this.onCommitted(gw, ids);
         for (const fn of after) fn();
         for (const s of tails) if (s.evicted) s.evicted.tail = s.evicted.tail.filter((q) => q.seq! > upTo);
       },
@@ -389,7 +418,7 @@ export class Journal {
       this.store.deleteBody(id);
       n++;
     }
-    if (n > 0) this.schedule();
+    if (n > 0) this.written();
     return n;
   }
 

@@ -11,6 +11,8 @@ export interface QueuedMessage {
   qos: QoS;
   retain: boolean;
   subIds?: number[];
+  /** Came from this shared subscription (`$share/...`): given back to the group if never delivered (shared-member.ts). */
+  share?: string;
   /** Position in the session's stored stream and the stored body (persistent sessions; journal.ts). */
   seq?: number;
   body?: number;

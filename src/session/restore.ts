@@ -54,7 +54,16 @@ export function restoreSessions(core: ShardCore, index: ShardIndex, hooks: Resto
     for (const f of r.presub) s.presub.add(f);
     core.sessions.set(s.clientId, s);
     core.countAnonymous(s, r.username === undefined && r.uid === undefined && !r.hold);
-    for (const [filter, opts] of r.subs) if (core.addSub(s, filter, opts)) routes.push(filter);
+    for (const [filter, opts] of r.subs) {
+      // Written before SUBSCRIBE refused a repeated Subscription Identifier, it may be a
+      // list, which no PUBLISH could carry: the first one is kept (issue 9 item 8).
+      const id: unknown = opts.subId;
+      if (Array.isArray(id)) {
+        if (typeof id[0] === 'number') opts.subId = id[0];
+        else delete opts.subId;
+      }
+      if (core.addSub(s, filter, opts)) routes.push(filter);
+    }
     const evicted = { queued: 0, inflight: 0, tail: [] };
     for (const o of index.outbound.get(r.clientId) ?? []) {
       if (o.state !== 'pubrel') journal.countRef(o.body);
@@ -87,7 +96,7 @@ export function rebuildStream(s: Session, outbound: readonly OutboundRecord[], b
     }
     const body = bodies.get(o.body);
     if (!body) continue; // a record and its body are written in one transaction: not expected
-    const entry = { msg: body, qos: o.qos, retain: o.retain, subIds: o.subIds, seq: o.seq, body: o.body };
+    const entry = { msg: body, qos: o.qos, retain: o.retain, subIds: o.subIds, share: o.share, seq: o.seq, body: o.body };
     if (o.packetId !== undefined) s.inflight.restore(o.packetId, { ...entry, state: 'publish' });
     else if (!s.queue.push(entry)) overflow(o);
   }

@@ -36,6 +36,10 @@ import { messageFingerprint } from '../store/message.js';
 import { restoreSessions } from './restore.js';
 import type { Store } from '../store/types.js';
 import type { QueuedMessage } from './message-queue.js';
+import { isSharedFilter } from '../mqtt/shared.js';
+import { SharedGroups } from './shared-groups.js';
+import { SharedMembers } from './shared-member.js';
+import type { SharedStrategy } from './shared-strategy.js';
 
 export interface ShardOptions {
   index: number;
@@ -57,8 +61,12 @@ export interface ShardOptions {
    * the store until its client is back (null: never, the memory store).
    */
   evictAfterMs: number | null;
+  /** Durability async: the most a crash may lose, in ms of acknowledged messages (null: sync, nothing). */
+  asyncLagMs: number | null;
   /** QoS 2 resend-check entries older than this (ms; the longest a session lives) are purged. */
   dedupMaxAgeMs: number;
+  /** sharedSubscriptions.strategy (default round_robin): how a group's member is picked. */
+  sharedStrategy?: SharedStrategy;
 }
 
 /** How often offline sessions are checked for eviction. */
@@ -109,6 +117,9 @@ export class ShardActor implements ShardCore {
   private readonly sweep?: NodeJS.Timeout;
   /** Persistent sessions of anonymous clients (limits.maxAnonymousSessions). */
   private anonymous = 0;
+  /** Shared subscriptions: the groups this shard owns, and its sessions' memberships (shared-*.ts). */
+  readonly groups: SharedGroups;
+  readonly members: SharedMembers;
 
   constructor(
     private readonly opts: ShardOptions,
@@ -121,6 +132,8 @@ export class ShardActor implements ShardCore {
     this.coordinator = system.ref(COORDINATOR);
     this.ackedSeq = new Array(opts.gateways).fill(0);
     this.presub = new PresubAgent(this);
+    this.groups = new SharedGroups(this, opts.sharedStrategy ?? 'round_robin');
+    this.members = new SharedMembers(this);
     this.journal = new Journal(
       opts.store,
       (gw, ids) => this.gateways[gw]!.tell({ t: 'committed', ids }),
@@ -128,6 +141,7 @@ export class ShardActor implements ShardCore {
         this.metrics.inc('store_errors_total');
         this.log.error({ err }, 'store commit failed: the publishes of that turn stay unacknowledged');
       },
+      opts.asyncLagMs,
     );
     if (opts.evictAfterMs !== null) {
       this.sweep = setInterval(() => this.evictOffline(), Math.min(EVICT_SWEEP_MS, Math.max(100, opts.evictAfterMs)));
@@ -200,6 +214,17 @@ export class ShardActor implements ShardCore {
   get maxQueuedMessages(): number {
     return this.opts.maxQueuedMessages;
   }
+  get shardCount(): number {
+    return this.opts.shards;
+  }
+  /** A session of this shard subscribes `filter` (not counting shared subscriptions). */
+  hasLocalFilter(filter: string): boolean {
+    return this.trie.has(filter);
+  }
+  /** A `shareDeliver` for session `s`: like a delivery of its subscription, marked with the group's key. */
+  deliverShared(s: Session, msg: AppMessage, qos: QoS, retain: boolean, subIds: number[] | undefined, share: string): void {
+    this.enqueue(s, msg, qos, retain, subIds, share);
+  }
   toCoordinator(m: CoordinatorMsg): void {
     this.coordinator.tell(m);
   }
@@ -244,6 +269,21 @@ export class ShardActor implements ShardCore {
         return this.presub.receive(m);
       case 'admin':
         return adminOp(this, m.reqId, m.op);
+      case 'shareJoin':
+      case 'shareLeave':
+      case 'shareState':
+      case 'shareBounce':
+      case 'shareRequeue':
+      case 'shareCommitted':
+      case 'shareSync':
+        return this.groups.receive(m);
+      case 'shareJoined':
+      case 'shareDeliver':
+      case 'shareResync':
+        return this.members.receive(m);
+      case 'peerDown':
+        this.groups.peerDown(m.shard);
+        return this.members.peerDown(m.shard);
       case 'collectMetrics':
         return this.coordinator.tell({ t: 'metricsReport', reqId: m.reqId, snapshot: this.snapshot() });
     }
@@ -354,6 +394,7 @@ export class ShardActor implements ShardCore {
     s.offlineSince = undefined;
     s.connackPending = true;
     this.journal.touch(s);
+    this.members.online(s);
     const connack = { t: 'connack', connId: m.connId, sessionPresent, qos2In: s.qos2In } as const;
     if (!sessionPresent && this.opts.im && m.uid !== undefined && m.ns !== undefined) {
       // Pre-subscription (IM-PROTOCOL.md section 4): a user's new session holds its
@@ -410,6 +451,8 @@ export class ShardActor implements ShardCore {
     s.connackPending = false;
     s.offlineSince = Date.now();
     this.leavePresence(s);
+    // Its shared subscriptions' owners prefer other members and get back what it did not acknowledge.
+    this.members.offline(s);
     if (!publishWill) s.will = undefined; // normal DISCONNECT discards the will [MQTT-3.14.4-3]
     this.journal.touch(s);
     this.offlineTimers(s, 0);
@@ -463,6 +506,8 @@ export class ShardActor implements ShardCore {
     s.clearTimers();
     this.leavePresence(s);
     this.presub.sessionGone(s);
+    // Unacknowledged messages from shared subscriptions go to other members of their groups.
+    this.members.ended(s);
     // Messages the client never acknowledged die with the session (a QoS 2 message past
     // PUBREC was delivered, so it does not count).
     let undelivered = s.queuedCount;
@@ -484,7 +529,12 @@ export class ShardActor implements ShardCore {
   private onGatewayDown(gw: number, before: number): void {
     // Every connection of that gateway is gone: treat each as a lost connection.
     for (const s of [...this.sessions.values()]) {
-      if (s.binding && s.binding.gw === gw && s.binding.connId < before) this.detached(s, true);
+      if (!s.binding || s.binding.gw !== gw || s.binding.connId >= before) continue;
+      try {
+        this.detached(s, true);
+      } catch (err) {
+        this.itemFailed('gateway_down', s, err, false);
+      }
     }
     // Takeovers waiting on that gateway will never hear back: its connections are gone.
     for (const [clientId, p] of [...this.takeovers]) if (p.waitGw === gw && p.waitConn < before) this.onKicked(p.waitConn, clientId);
@@ -497,6 +547,8 @@ export class ShardActor implements ShardCore {
     const codes: number[] = [];
     const added: string[] = [];
     const forRetained: Array<{ filter: string; opts: SubOptions }> = [];
+    /** Joins of shared subscriptions: the SUBACK waits until their groups are routed. */
+    const joins: number[] = [];
     for (const r of m.subs) {
       if (r.code >= 0x80) {
         codes.push(r.code);
@@ -514,25 +566,36 @@ export class ShardActor implements ShardCore {
       // The client now owns it: a later directory change does not take it away.
       s.presub.delete(r.filter);
       codes.push(r.qos);
+      if (isSharedFilter(r.filter)) {
+        // No retained messages for a shared subscription: they go to new Non-shared
+        // Subscriptions only [MQTT 5.0 sections 3.3.1.3, 4.8.2].
+        joins.push(this.members.join(s, r.filter));
+        continue;
+      }
       // Retain Handling: 0 always, 1 only for a new subscription, 2 never [MQTT-3.3.1-9..11].
       if (r.retainHandling === 0 || (r.retainHandling === 1 && !existed)) forRetained.push({ filter: r.filter, opts });
     }
     this.journal.touch(s);
     const gw = this.gateways[gatewayOf(m.connId)]!;
     this.routeAdd(added);
-    this.afterRoutes(() => {
-      gw.tell({ t: 'suback', connId: m.connId, packetId: m.packetId, codes });
-      if (forRetained.length > 0)
-        this.coordinator.tell({ t: 'retainedRequest', shard: this.opts.index, clientId: s.clientId, connId: m.connId, subs: forRetained });
-    });
+    this.afterRoutes(() =>
+      this.members.ordered(s.clientId, joins, () => {
+        gw.tell({ t: 'suback', connId: m.connId, packetId: m.packetId, codes });
+        if (forRetained.length > 0)
+          this.coordinator.tell({ t: 'retainedRequest', shard: this.opts.index, clientId: s.clientId, connId: m.connId, subs: forRetained });
+      }),
+    );
   }
 
   /** Records a subscription (replacing one with the same filter [MQTT-3.8.4-3]); true when the filter is new on this shard. */
   addSub(s: Session, filter: string, opts: SubOptions): boolean {
     s.subs.set(filter, opts);
     this.journal.touch(s);
+    // A shared subscription is kept by the session only; its group's owner routes it (members.join).
+    if (isSharedFilter(filter)) return false;
     let subscribers = this.trie.get(filter);
-    const fresh = !subscribers;
+    // Routed already when a shared subscription group owned here is on the same filter.
+    const fresh = !subscribers && !this.groups.hasFilter(filter);
     if (!subscribers) {
       subscribers = new Map();
       this.trie.set(filter, subscribers);
@@ -566,21 +629,26 @@ export class ShardActor implements ShardCore {
     }
     this.routeDel(gone);
     // UNSUBACK has no route dependency, but it must not overtake a pending SUBACK of the
-    // same client, so it takes the same queue.
+    // same client, so it takes the same queue (and waits behind one held for a shared join).
     const gw = this.gateways[gatewayOf(m.connId)]!;
-    this.afterRoutes(() => gw.tell({ t: 'unsuback', connId: m.connId, packetId: m.packetId, codes }));
+    this.afterRoutes(() => this.members.ordered(s.clientId, [], () => gw.tell({ t: 'unsuback', connId: m.connId, packetId: m.packetId, codes })));
   }
 
   /** Removes one subscriber; true when the filter has no subscriber left on this shard. */
   removeSub(clientId: string, filter: string): boolean {
     const owner = this.sessions.get(clientId);
     if (owner) this.journal.touch(owner);
+    if (isSharedFilter(filter)) {
+      this.members.leave(clientId, filter);
+      return false;
+    }
     const subscribers = this.trie.get(filter);
     if (!subscribers) return false;
     subscribers.delete(clientId);
     if (subscribers.size > 0) return false;
     this.trie.delete(filter);
-    return true;
+    // A shared subscription group owned here on the same filter keeps the route.
+    return !this.groups.hasFilter(filter);
   }
 
   routeDel(filters: string[]): void {
@@ -608,9 +676,20 @@ export class ShardActor implements ShardCore {
   private onRouteSync(gw: number): void {
     const filters: string[] = [];
     for (const [f] of this.trie.filters()) filters.push(f);
+    for (const f of this.groups.filters()) if (!this.trie.has(f)) filters.push(f);
     this.ackedSeq[gw] = this.routeSeq; // the snapshot carries every route up to now
     this.gateways[gw]!.tell({ t: 'routeSnapshot', shard: this.opts.index, filters });
     this.releaseSubacks();
+  }
+
+  /**
+   * One item of a message from another thread (a recipient of a publish, a retained message,
+   * a session of a lost gateway) threw: logged and counted, and the other items go on.
+   */
+  private itemFailed(op: string, s: Session, err: unknown, message: boolean): void {
+    this.metrics.inc(`internal_errors_total{op="${op}"}`);
+    if (message) this.metrics.inc('messages_dropped_total{reason="internal_error"}');
+    this.log.error({ err, clientId: s.clientId, op }, 'failed on one item of a message; the others go on');
   }
 
   // ------------------------------------------------------------ delivery
@@ -618,12 +697,26 @@ export class ShardActor implements ShardCore {
     const msg = m.msg;
     const key = m.dedup && msg.origin !== undefined ? ([msg.origin, m.dedup.packetId, m.dedup.part] as [string, number, number]) : undefined;
     const fp = key ? messageFingerprint(msg.topic, msg.payload) : 0;
+    const ackGw = m.ack !== undefined && msg.originConn !== undefined ? gatewayOf(msg.originConn) : -1;
+    let answer = ackGw >= 0;
     if (key && this.journal.isDuplicate(key, fp)) {
       // A QoS 2 PUBLISH resent after a crash that this shard took in already [MQTT-4.3.3-10].
       this.metrics.inc('messages_duplicate_dropped_total');
-    } else if (this.deliver(msg) && key) this.journal.takenIn(key, fp);
+    } else {
+      let delivered = this.deliver(msg);
+      if (this.groups.active) {
+        // Shared subscription groups owned here: one member each, on its own shard. With
+        // durability sync a waiting publisher is answered once those shards committed their
+        // copies too (async: as usual, each shard's own lag bound covers its copy).
+        const waitMembers = answer && this.opts.asyncLagMs == null;
+        const shared = this.groups.publish(msg, waitMembers ? () => this.journal.commitToken(ackGw, m.ack!) : undefined);
+        if (shared.waiting) answer = false;
+        delivered ||= shared.delivered;
+      }
+      if (delivered && key) this.journal.takenIn(key, fp);
+    }
     // Answered once durable (group commit at the end of the turn), delivered or not.
-    if (m.ack !== undefined && msg.originConn !== undefined) this.journal.commitToken(gatewayOf(msg.originConn), m.ack);
+    if (answer) this.journal.commitToken(ackGw, m.ack!);
   }
 
   /** Matches and delivers (or queues) a message; false when no session here wanted it. */
@@ -636,11 +729,12 @@ export class ShardActor implements ShardCore {
           matched.set(clientId, { qos: o.qos, rap: o.retainAsPublished, nl: o.noLocal, subIds: o.subId !== undefined ? [o.subId] : undefined });
         } else {
           // Overlapping subscriptions: one delivery at the highest QoS [MQTT-3.3.5-1], with
-          // every matching Subscription Identifier [MQTT-3.3.4-3].
+          // every matching Subscription Identifier [MQTT-3.3.4-3], each once (the filters of
+          // one SUBSCRIBE share its identifier).
           if (o.qos > prev.qos) prev.qos = o.qos;
           prev.rap ||= o.retainAsPublished;
           prev.nl &&= o.noLocal;
-          if (o.subId !== undefined) (prev.subIds ??= []).push(o.subId);
+          if (o.subId !== undefined && !prev.subIds?.includes(o.subId)) (prev.subIds ??= []).push(o.subId);
         }
       }
     });
@@ -655,7 +749,12 @@ export class ShardActor implements ShardCore {
       if (!s) continue;
       const qos = (msg.qos < d.qos ? msg.qos : d.qos) as QoS;
       // Retain is cleared on live delivery unless Retain As Published [MQTT-3.3.1-12].
-      this.enqueue(s, msg, qos, d.rap ? msg.retain : false, d.subIds);
+      // One recipient's failure never costs the others (nor leaves `matched` dirty).
+      try {
+        this.enqueue(s, msg, qos, d.rap ? msg.retain : false, d.subIds);
+      } catch (err) {
+        this.itemFailed('deliver', s, err, true);
+      }
     }
     matched.clear();
     this.group = null;
@@ -690,11 +789,15 @@ export class ShardActor implements ShardCore {
     for (const { msg, opts } of m.msgs) {
       const qos = (msg.qos < opts.qos ? msg.qos : opts.qos) as QoS;
       // Retained messages sent because of a new subscription keep RETAIN=1 [MQTT-3.3.1-8].
-      this.enqueue(s, msg, qos, true, opts.subId !== undefined ? [opts.subId] : undefined);
+      try {
+        this.enqueue(s, msg, qos, true, opts.subId !== undefined ? [opts.subId] : undefined);
+      } catch (err) {
+        this.itemFailed('retained', s, err, true);
+      }
     }
   }
 
-  private enqueue(s: Session, msg: AppMessage, qos: QoS, retain: boolean, subIds?: number[]): void {
+  private enqueue(s: Session, msg: AppMessage, qos: QoS, retain: boolean, subIds?: number[], share?: string): void {
     if (msg.props?.expiresAt !== undefined && msg.props.expiresAt <= Date.now()) {
       this.metrics.inc('messages_dropped_total{reason="expired"}');
       return;
@@ -705,7 +808,7 @@ export class ShardActor implements ShardCore {
         return;
       }
       if (s.queue.size === 0 && s.inflight.size < this.window(s)) {
-        this.send(s, { msg, qos, retain, subIds });
+        this.send(s, share === undefined ? { msg, qos, retain, subIds } : { msg, qos, retain, subIds, share });
         return;
       }
     } else if (s.evicted && qos > 0) {
@@ -713,7 +816,7 @@ export class ShardActor implements ShardCore {
       if (s.evicted.queued >= s.queue.capacity) {
         this.metrics.inc('messages_dropped_total{reason="queue_full"}');
         this.throttle(msg);
-      } else this.journal.queuedEvicted(s, { msg, qos, retain, subIds });
+      } else this.journal.queuedEvicted(s, share === undefined ? { msg, qos, retain, subIds } : { msg, qos, retain, subIds, share });
       return;
     } else if (qos === 0 && !s.binding) {
       // QoS 0 messages are not kept for offline sessions (the spec allows either); a
@@ -722,6 +825,7 @@ export class ShardActor implements ShardCore {
       return;
     }
     const q: QueuedMessage = { msg, qos, retain, subIds };
+    if (share !== undefined) q.share = share;
     if (!s.queue.push(q)) {
       this.metrics.inc('messages_dropped_total{reason="queue_full"}');
       this.throttle(msg);
@@ -751,9 +855,20 @@ export class ShardActor implements ShardCore {
   }
 
   private send(s: Session, q: QueuedMessage): void {
-    const e = { msg: q.msg, qos: q.qos, retain: q.retain, subIds: q.subIds, state: 'publish' as const, seq: q.seq, body: q.body };
+    const e = { msg: q.msg, qos: q.qos, retain: q.retain, subIds: q.subIds, share: q.share, state: 'publish' as const, seq: q.seq, body: q.body };
     const packetId = s.inflight.add(e);
     this.journal.sent(s, e, packetId);
+    if (q.qos === 2 && e.seq !== undefined && this.opts.store.kind !== 'memory') {
+      // A stored QoS 2 PUBLISH goes out once its packet id is committed: a client that
+      // PUBRECs it keeps the id until PUBREL, so after a crash the broker must resend it
+      // under that id, never give the id to another message [MQTT-4.3.3-2][MQTT-2.2.1-3].
+      const { gw, connId } = s.binding!;
+      this.journal.afterCommit(() => {
+        if (s.isBoundTo(connId) && s.inflight.get(packetId) === e)
+          this.gateways[gw]!.tell({ t: 'deliver', connId, out: [{ k: 'pub', msg: q.msg, qos: 2, packetId, dup: false, retain: q.retain, subIds: q.subIds }] });
+      });
+      return;
+    }
     this.emit(s.binding!.gw, s.binding!.connId, q.msg, q.qos, packetId, q.retain, q.subIds);
   }
 
@@ -819,6 +934,9 @@ export class ShardActor implements ShardCore {
     this.metrics.set('subscriptions', subscriptions);
     this.metrics.set('messages_queued', queued);
     this.metrics.set('messages_inflight', inflight);
+    const shared = this.groups.size;
+    this.metrics.set('shared_groups', shared.groups);
+    this.metrics.set('shared_members', shared.members);
     const st = this.opts.store.stats();
     this.metrics.set('store_bytes', st.bytes);
     this.metrics.set('store_entries', st.entries);

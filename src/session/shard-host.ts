@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { ActorSystem } from '../runtime/system.js';
-import { gatewayCount, shardCount, type Topology } from '../runtime/topology.js';
+import { MAIN, gatewayCount, shardCount, type Topology } from '../runtime/topology.js';
 import { shardName } from '../protocol/messages.js';
 import { Metrics } from '../admin/metrics.js';
 import { ShardActor } from './shard-actor.js';
@@ -15,6 +15,8 @@ export function startShardHost(o: { system: ActorSystem; index: number; config: 
   const { limits } = o.config;
   const metrics = new Metrics(o.system.thread === 'main' ? `main/shard:${o.index}` : `shard${o.index}`);
   metrics.mailboxDepth = () => o.system.mailboxDepth();
+  // A shard thread's failed actor messages (on the main thread the supervisor counts them).
+  if (o.system.thread !== MAIN) metrics.actorErrors = () => o.system.actorErrors;
   const actor = new ShardActor(
     {
       index: o.index,
@@ -28,7 +30,9 @@ export function startShardHost(o: { system: ActorSystem; index: number; config: 
       im: o.config.im.enabled,
       store: openStore(o.config, `shard-${o.index}`),
       dedupMaxAgeMs: limits.maxSessionExpiryInterval * 1000,
+      asyncLagMs: o.config.store.durability === 'async' ? o.config.store.asyncMaxLag : null,
       evictAfterMs: o.config.store.durability === 'memory' ? null : o.config.store.evictOfflineAfter * 1000,
+      sharedStrategy: o.config.sharedSubscriptions.strategy,
     },
     o.system,
     metrics,

@@ -54,6 +54,8 @@ export interface OutboundRecord {
   qos: 1 | 2;
   retain: boolean;
   subIds?: number[];
+  /** Came from this shared subscription (`$share/...`, absent for records written before shared subscriptions). */
+  share?: string;
   packetId?: number;
   /** 'pubrel': PUBREC received and PUBREL sent, waiting for PUBCOMP (the body is done). */
   state?: 'publish' | 'pubrel';

@@ -15,17 +15,16 @@ export interface TcpListener {
 }
 
 export function listenTcp(opts: { host: string; port: number; fd?: number }, accept: Accept): Promise<TcpListener> {
-  const server = net.createServer({ noDelay: true }, (socket) => {
-    const sink = accept(wrapSocket(socket));
-    if (!sink) {
-      socket.destroy();
-      return;
-    }
-    socket.on('data', (chunk: Buffer) => sink.data(chunk));
-    socket.on('drain', () => sink.drained());
-    socket.on('error', () => {}); // 'close' follows; errors are counted by the gateway as disconnects
-    socket.on('close', () => sink.closed());
-  });
+  const server = net.createServer({ noDelay: true }, (socket) => serveSocket(socket, accept));
+  return listenShared(server, opts);
+}
+
+/**
+ * Listens on host:port, or on the descriptor another gateway thread bound (`fd`); resolves
+ * with the port and the descriptor to hand to the other threads. Also used by the TLS
+ * listener (a tls.Server is a net.Server).
+ */
+export function listenShared<S extends net.Server>(server: S, opts: { host: string; port: number; fd?: number }): Promise<{ server: S; port: number; fd: number }> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     const done = () => {
@@ -39,10 +38,24 @@ export function listenTcp(opts: { host: string; port: number; fd?: number }, acc
   });
 }
 
-function wrapSocket(socket: net.Socket): ConnIO {
+/** Hands an accepted (for TLS: handshaken) socket to the gateway. */
+export function serveSocket(socket: net.Socket, accept: Accept, extra?: { transport: 'tls'; certUsername?: string }): void {
+  const sink = accept(wrapSocket(socket, extra));
+  if (!sink) {
+    socket.destroy();
+    return;
+  }
+  socket.on('data', (chunk: Buffer) => sink.data(chunk));
+  socket.on('drain', () => sink.drained());
+  socket.on('error', () => {}); // 'close' follows; errors are counted by the gateway as disconnects
+  socket.on('close', () => sink.closed());
+}
+
+function wrapSocket(socket: net.Socket, extra?: { transport: 'tls'; certUsername?: string }): ConnIO {
   let ended = false;
   return {
-    transport: 'tcp',
+    transport: extra?.transport ?? 'tcp',
+    ...(extra?.certUsername !== undefined ? { certUsername: extra.certUsername } : {}),
     remote: `${socket.remoteAddress}:${socket.remotePort}`,
     write: (data) => {
       if (!ended) socket.write(data);

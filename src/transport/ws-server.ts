@@ -3,6 +3,13 @@
  * uWebSockets.js on every gateway thread (SO_REUSEPORT spreads connections).
  * uWS hands out ArrayBuffers that are only valid during the callback, so incoming
  * data is copied before it leaves the callback.
+ *
+ * With `ssl` the same routes are served by an `SSLApp` (wss:// and https://). uWS cannot
+ * change the certificate of a listening app (its SNI contexts would need their own routes,
+ * and removing one frees what live connections still use), so a reload builds a new
+ * SSLApp with the files as they are now, listens on the same port (SO_REUSEPORT), then
+ * closes the old app's listen socket: new connections get the new certificate, the old
+ * app keeps serving the connections it has until the broker stops.
  */
 import uWS from 'uWebSockets.js';
 import type { Accept, ConnIO, ConnSink } from './connection.js';
@@ -17,6 +24,15 @@ export interface HttpRoutes {
 export interface WsServer {
   port: number;
   close(): void;
+  /** SSL only: serve new connections with the certificate files as they are now (see above). */
+  reload(): Promise<void>;
+}
+
+/** SSLApp options: uWS reads the files itself. */
+export interface WsSsl {
+  certFile: string;
+  keyFile: string;
+  passphrase?: string;
 }
 
 interface UserData {
@@ -25,12 +41,72 @@ interface UserData {
   remote: string;
 }
 
-export function listenWs(
-  opts: { host: string; port: number; path: string; maxPayloadLength: number },
+export async function listenWs(
+  opts: { host: string; port: number; path: string; maxPayloadLength: number; ssl?: WsSsl },
   accept: Accept,
   routes: HttpRoutes,
 ): Promise<WsServer> {
-  const app = uWS.App();
+  const ssl = opts.ssl;
+  const first = await listenApp(buildApp(opts, accept, routes), opts.host, opts.port, ssl ? 'WSS/HTTPS' : 'WebSocket/HTTP');
+  const port = first.port;
+  let current = first;
+  /** SSL apps replaced by a reload: still serving the connections they accepted. */
+  const retired: Listening[] = [];
+  let closed = false;
+  return {
+    port,
+    close: () => {
+      if (closed) return;
+      closed = true;
+      uWS.us_listen_socket_close(current.token);
+      // Closes every remaining socket; required before the thread exits (a live uWS
+      // handle at thread teardown aborts the process).
+      current.app.close();
+      for (const r of retired.splice(0)) r.app.close();
+    },
+    reload: async () => {
+      if (!ssl) return;
+      if (closed) throw new Error('listener closed');
+      // Same port: SO_REUSEPORT lets both listen for the moment of the switch.
+      const next = await listenApp(buildApp(opts, accept, routes), opts.host, port, 'WSS/HTTPS');
+      uWS.us_listen_socket_close(current.token);
+      retired.push(current);
+      current = next;
+    },
+  };
+}
+
+interface Listening {
+  app: uWS.TemplatedApp;
+  token: uWS.us_listen_socket;
+  port: number;
+}
+
+function listenApp(app: uWS.TemplatedApp, host: string, port: number, what: string): Promise<Listening> {
+  return new Promise((resolve, reject) => {
+    app.listen(host, port, (token) => {
+      if (!token) {
+        app.close();
+        reject(new Error(`${what} listener could not bind ${host}:${port}`));
+        return;
+      }
+      resolve({ app, token, port: uWS.us_socket_local_port(token) });
+    });
+  });
+}
+
+/** An App (or SSLApp) with every route: MQTT over WebSocket, the GET endpoints, the rest, 404. */
+function buildApp(opts: { path: string; maxPayloadLength: number; ssl?: WsSsl }, accept: Accept, routes: HttpRoutes): uWS.TemplatedApp {
+  const ssl = opts.ssl;
+  const transport = ssl ? 'wss' : 'ws';
+  let app: uWS.TemplatedApp;
+  if (ssl) {
+    // uWS reads the files when the app is made; an unusable file makes an app that
+    // cannot listen, or throws.
+    app = uWS.SSLApp({ cert_file_name: ssl.certFile, key_file_name: ssl.keyFile, ...(ssl.passphrase ? { passphrase: ssl.passphrase } : {}) });
+  } else {
+    app = uWS.App();
+  }
   app.ws<UserData>(opts.path, {
     compression: uWS.DISABLED,
     maxPayloadLength: opts.maxPayloadLength,
@@ -53,7 +129,7 @@ export function listenWs(
     open: (ws) => {
       const data = ws.getUserData();
       const io: ConnIO = {
-        transport: 'ws',
+        transport,
         remote: data.remote,
         write: (buf) => {
           if (!data.closed) ws.send(buf, true, false);
@@ -106,22 +182,5 @@ export function listenWs(
   app.any('/*', (res) => {
     res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end('not found\n');
   });
-  return new Promise((resolve, reject) => {
-    app.listen(opts.host, opts.port, (token) => {
-      if (!token) {
-        app.close();
-        reject(new Error(`WebSocket/HTTP listener could not bind ${opts.host}:${opts.port}`));
-        return;
-      }
-      resolve({
-        port: uWS.us_socket_local_port(token),
-        close: () => {
-          uWS.us_listen_socket_close(token);
-          // Closes every remaining socket; required before the thread exits (a live uWS
-          // handle at thread teardown aborts the process).
-          app.close();
-        },
-      });
-    });
-  });
+  return app;
 }

@@ -35,6 +35,7 @@ export async function startTestBroker(topology: TopologyName = 'single', overrid
       ...overrides,
       threads: { ...threads, ...overrides.threads },
       listeners: {
+        ...overrides.listeners,
         tcp: { enabled: true, port: 0, ...overrides.listeners?.tcp },
         ws: { enabled: true, port: 0, path: '/mqtt', ...overrides.listeners?.ws },
       },

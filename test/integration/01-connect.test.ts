@@ -29,7 +29,7 @@ describe.each(TOPOLOGIES)('01 connect (%s)', (topo) => {
       const p = connack.properties!;
       expect(p.receiveMaximum).toBe(ref.b.config.limits.maxInflight);
       expect(p.maximumPacketSize).toBe(ref.b.config.limits.maxPacketSize);
-      expect(p.topicAliasMaximum).toBe(0);
+      expect(p.topicAliasMaximum).toBe(ref.b.config.mqtt.topicAliasMaximum);
       // The client chose its id, so none is assigned [MQTT-3.2.2-16 only applies to empty ids].
       expect(p.assignedClientIdentifier).toBeUndefined();
     });

@@ -226,6 +226,56 @@ describe.each(TOPOLOGIES)('02 subscribe (%s)', (topo) => {
     expect(sub.inbox.msgs).toHaveLength(3); // one copy for the overlapping pair
   });
 
+  it('[MQTT-3.3.4-3] overlapping filters of one SUBSCRIBE share its identifier: sent once; the identifier twice is refused; the fan-out reaches everyone (issue 9 item 8)', async () => {
+    const p = uid('same');
+    // MQTT.js v5: one SUBSCRIBE for both filters, identifier 2 (it applies to each).
+    const js = await pool.connect(ref.b.tcpUrl, { protocolVersion: 5, clientId: uid('js') });
+    await js.client.subscribeAsync([`${p}/+`, `${p}/#`], { qos: 1, properties: { subscriptionIdentifier: 2 } });
+    // A raw v5 client, same SUBSCRIBE: the wire shows one Subscription Identifier property.
+    const raw = await pool.raw(ref.b.wsUrl, 5);
+    await raw.connect({ clientId: uid('raw') });
+    raw.send({ cmd: 'subscribe', messageId: 1, properties: { subscriptionIdentifier: 2 }, subscriptions: [{ topic: `${p}/+`, qos: 1 }, { topic: `${p}/#`, qos: 0 }] });
+    expect((await raw.next('suback')).granted).toEqual([1, 0]);
+    // The fuzzer's SUBSCRIBE: the same, with its Subscription Identifier property given
+    // twice. It once made every delivery to that client fail to encode, and the gateway
+    // lost the whole fan-out batch with it. Now a Protocol Error.
+    const bad = await pool.raw(ref.b.tcpUrl, 5);
+    await bad.connect({ clientId: uid('bad') });
+    const filters = Buffer.concat([`${p}/+`, `${p}/#`].map((f) => Buffer.concat([Buffer.from([0, f.length]), Buffer.from(f), Buffer.from([1])])));
+    const body = Buffer.concat([Buffer.from([0, 1, 4, 0x0b, 2, 0x0b, 2]), filters]);
+    bad.sendBytes(Buffer.concat([Buffer.from([0x82, body.length]), body]));
+    expect(await bad.closesWithin(3000)).toBe(true);
+    expect(bad.received.filter((x) => x.cmd === 'disconnect').map((x) => (x as { reasonCode?: number }).reasonCode)).toEqual([0x82]);
+    expect(bad.received.some((x) => x.cmd === 'suback')).toBe(false);
+    // Other recipients of the same fan-out: 3.1.1 and 5.0 without identifiers.
+    const v4 = await pool.connect(ref.b.wsUrl, { protocolVersion: 4, clientId: uid('v4') });
+    await v4.client.subscribeAsync(`${p}/#`, { qos: 1 });
+    const v5 = await pool.connect(ref.b.tcpUrl, { protocolVersion: 5, clientId: uid('v5') });
+    await v5.client.subscribeAsync(`${p}/x`, { qos: 0 });
+
+    const pub = await pool.connect(ref.b.tcpUrl, { protocolVersion: 5, clientId: uid('p') });
+    await pub.client.publishAsync(`${p}/x`, 'q1', { qos: 1 });
+    await pub.client.publishAsync(`${p}/x`, 'q0', { qos: 0 });
+    const got = await js.inbox.waitFor(2);
+    expect(got.map((m) => [m.payload, m.packet.properties?.subscriptionIdentifier])).toEqual([
+      ['q1', 2],
+      ['q0', 2],
+    ]);
+    const rawPubs = [await raw.next('publish', 3000), await raw.next('publish', 3000)];
+    expect(rawPubs.map((x) => [x.payload.toString(), x.qos, x.properties?.subscriptionIdentifier])).toEqual([
+      ['q1', 1, 2],
+      ['q0', 0, 2],
+    ]);
+    expect((await v4.inbox.waitFor(2)).map((m) => m.payload)).toEqual(['q1', 'q0']);
+    expect((await v5.inbox.waitFor(2)).map((m) => [m.payload, m.packet.properties?.subscriptionIdentifier])).toEqual([
+      ['q1', undefined],
+      ['q0', undefined],
+    ]);
+    await js.inbox.settle(200);
+    expect(js.inbox.msgs).toHaveLength(2); // one copy each for the overlapping pair
+    expect(await raw.collect(0, 'publish')).toEqual([]);
+  });
+
   it('[MQTT-3.8.3-3] v5 No Local: a client does not get its own messages back; others still do', async () => {
     const topic = uid('nl');
     const self = await pool.connect(ref.b.tcpUrl, { protocolVersion: 5, clientId: uid('self') });

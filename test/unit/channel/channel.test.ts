@@ -12,6 +12,7 @@ import {
   type Effect,
 } from '../../../src/channel/index.js';
 import type { ShardMsg } from '../../../src/protocol/messages.js';
+import { DEFAULTS } from '../../../src/config/schema.js';
 
 const LIMITS: ChannelLimits = {
   maxPacketSize: 1_048_576,
@@ -157,7 +158,7 @@ describe('channel: CONNECT ordering', () => {
       const st = newChannelState(1);
       handleIn(st, connectPacket(version), env);
       const fx = afterAuth(st, result, env);
-      expect(sent(fx)).toEqual([{ cmd: 'connack', sessionPresent: false, [field]: code }]);
+      expect(sent(fx)).toEqual([{ cmd: 'connack', sessionPresent: false, [field]: code, ...(version === 5 ? { properties: { reasonString: expect.any(String) } } : {}) }]);
       expect(closeOf(fx)).toBeDefined();
       expect(st.phase).toBe('closed');
     }
@@ -168,13 +169,13 @@ describe('channel: CONNECT ordering', () => {
     const st = newChannelState(1);
     handleIn(st, connectPacket(5, { will: { topic: 'forbidden', payload: Buffer.from('bye') } }), env);
     const fx = afterAuth(st, 'ok', env);
-    expect(sent(fx)).toEqual([{ cmd: 'connack', sessionPresent: false, reasonCode: 0x87 }]);
+    expect(sent(fx)).toEqual([{ cmd: 'connack', sessionPresent: false, reasonCode: 0x87, properties: { reasonString: expect.any(String) } }]);
   });
 
   it('a will with a wildcard topic refuses the connection (v5 0x90)', () => {
     const st = newChannelState(1);
     const fx = handleIn(st, connectPacket(5, { will: { topic: 'a/+', payload: Buffer.from('bye') } }), makeEnv());
-    expect(sent(fx)).toEqual([{ cmd: 'connack', sessionPresent: false, reasonCode: 0x90 }]);
+    expect(sent(fx)).toEqual([{ cmd: 'connack', sessionPresent: false, reasonCode: 0x90, properties: { reasonString: expect.any(String) } }]);
     expect(closeOf(fx)).toBeDefined();
   });
 
@@ -273,7 +274,7 @@ describe('channel: client identifiers', () => {
     ]);
     st = newChannelState(1);
     expect(sent(handleIn(st, connectPacket(5, { clientId: 'abcde' }), env))).toEqual([
-      { cmd: 'connack', sessionPresent: false, reasonCode: 0x85 },
+      { cmd: 'connack', sessionPresent: false, reasonCode: 0x85, properties: { reasonString: expect.any(String) } },
     ]);
     st = newChannelState(1);
     expect(handleIn(st, connectPacket(5, { clientId: 'abcd' }), env)[0]).toMatchObject({ e: 'auth' });
@@ -281,7 +282,7 @@ describe('channel: client identifiers', () => {
 });
 
 describe('channel: CONNACK from sessionReady', () => {
-  it('v5 CONNACK carries the broker limits (receiveMaximum, maximumPacketSize, topicAliasMaximum 0)', () => {
+  it('v5 CONNACK carries the broker limits (receiveMaximum, maximumPacketSize, topicAliasMaximum)', () => {
     const env = makeEnv();
     const st = newChannelState(1);
     handleIn(st, connectPacket(5), env);
@@ -295,10 +296,11 @@ describe('channel: CONNACK from sessionReady', () => {
     expect(connack.properties).toMatchObject({
       receiveMaximum: LIMITS.maxInflight,
       maximumPacketSize: LIMITS.maxPacketSize,
-      topicAliasMaximum: 0,
+      topicAliasMaximum: 16, // mqtt.topicAliasMaximum's default
       retainAvailable: true,
       sharedSubscriptionAvailable: false,
     });
+    expect(connack.properties?.maximumQoS).toBeUndefined(); // absent = 2 [MQTT-3.2.2-9]
     expect(connack.properties?.assignedClientIdentifier).toBeUndefined();
     expect(connack.properties?.sessionExpiryInterval).toBeUndefined();
     expect(connack.properties?.serverKeepAlive).toBeUndefined();
@@ -516,7 +518,7 @@ describe('channel: PUBLISH', () => {
     const st = connected(5, env);
     const fx = handleIn(st, publish({ qos: 2, messageId: 3 }), env);
     expect(routes(fx)).toEqual([]);
-    expect(sent(fx)).toEqual([{ cmd: 'pubrec', messageId: 3, reasonCode: 0x87 }]);
+    expect(sent(fx)).toEqual([{ cmd: 'pubrec', messageId: 3, reasonCode: 0x87, properties: { reasonString: 'not allowed to publish to this topic' } }]);
     expect(st.qos2In.size).toBe(0);
   });
 
@@ -532,7 +534,7 @@ describe('channel: PUBLISH', () => {
     const st = connected(5, env);
     const fx = handleIn(st, publish({ qos: 1, messageId: 3 }), env);
     expect(routes(fx)).toEqual([]);
-    expect(sent(fx)).toEqual([{ cmd: 'puback', messageId: 3, reasonCode: 0x87 }]);
+    expect(sent(fx)).toEqual([{ cmd: 'puback', messageId: 3, reasonCode: 0x87, properties: { reasonString: 'not allowed to publish to this topic' } }]);
     expect(fx).toContainEqual({ e: 'count', series: 'publish_denied_total' });
     expect(closeOf(fx)).toBeUndefined();
   });
@@ -550,7 +552,7 @@ describe('channel: PUBLISH', () => {
     const st = connected(5, env);
     const fx = handleIn(st, publish({ qos: 2, messageId: 3 }), env);
     expect(routes(fx)).toEqual([]);
-    expect(sent(fx)).toEqual([{ cmd: 'pubrec', messageId: 3, reasonCode: 0x87 }]);
+    expect(sent(fx)).toEqual([{ cmd: 'pubrec', messageId: 3, reasonCode: 0x87, properties: { reasonString: 'not allowed to publish to this topic' } }]);
     expect(st.qos2In.size).toBe(0);
   });
 
@@ -568,17 +570,19 @@ describe('channel: PUBLISH', () => {
       const st = connected(version, env);
       const fx = handleIn(st, publish({ topic: '$SYS/x', qos: 1, messageId: 1 }), env);
       expect(routes(fx)).toEqual([]);
-      expect(sent(fx)).toEqual([{ cmd: 'puback', messageId: 1, reasonCode: version === 5 ? 0x87 : 0 }]);
+      expect(sent(fx)).toEqual([
+        { cmd: 'puback', messageId: 1, ...(version === 5 ? { reasonCode: 0x87, properties: { reasonString: 'topics starting with "$" belong to the broker' } } : { reasonCode: 0 }) },
+      ]);
       expect(fx).toContainEqual({ e: 'count', series: 'publish_denied_total' });
     }
   });
 
-  it('[MQTT-3.3.2-8] a topic alias is v5 DISCONNECT 0x94 (Topic Alias Maximum is 0)', () => {
-    const env = makeEnv();
+  it('[MQTT-3.2.2-18] with mqtt.topicAliasMaximum 0 any topic alias is v5 DISCONNECT 0x94', () => {
+    const env = { ...makeEnv(), mqtt: { ...DEFAULTS.mqtt, topicAliasMaximum: 0 } };
     const st = connected(5, env);
     const fx = handleIn(st, publish({ properties: { topicAlias: 1 } }), env);
     expect(routes(fx)).toEqual([]);
-    expect(closeOf(fx)).toMatchObject({ reason: 0x94, why: 'topic_alias' });
+    expect(closeOf(fx)).toMatchObject({ reason: 0x94, why: 'topic_alias_invalid' });
   });
 
   it('[MQTT-3.3.2-2] a wildcard in the topic name is v5 DISCONNECT 0x90', () => {

@@ -554,7 +554,7 @@ describe('IM CONNECT', () => {
   it("a client id starting with '$hold/' is reserved for the broker: v5 0x85, 3.1.1 0x02", () => {
     const env = makeEnv();
     for (const [version, packet] of [
-      [5, { cmd: 'connack', sessionPresent: false, reasonCode: 0x85 }],
+      [5, { cmd: 'connack', sessionPresent: false, reasonCode: 0x85, properties: { reasonString: expect.any(String) } }],
       [4, { cmd: 'connack', sessionPresent: false, returnCode: 2 }],
     ] as const) {
       const st = newChannelState(1);
@@ -574,7 +574,7 @@ describe('IM CONNECT', () => {
     const st = newChannelState(1);
     handleIn(st, connectPacket(5, { will: { topic: '/acme/im/u/jim', payload: overrunPayload(), qos: 1, retain: false } }), env);
     const fx = afterAuth(st, 'ok', env, ALICE);
-    expect(sent(fx)).toEqual([{ cmd: 'connack', sessionPresent: false, reasonCode: 0x99 }]);
+    expect(sent(fx)).toEqual([{ cmd: 'connack', sessionPresent: false, reasonCode: 0x99, properties: { reasonString: expect.any(String) } }]);
     expect(closeOf(fx)).toMatchObject({ why: 'will_im_payload_invalid', counter: 'im_payload_invalid_total{code="CONTENT_OVERRUN"}' });
     expect(shardMsg(fx)).toBeUndefined();
     expect(st.phase).toBe('closed');
@@ -595,7 +595,7 @@ describe('IM CONNECT', () => {
       const st = newChannelState(1);
       handleIn(st, connectPacket(5, { will: { topic, payload: encodeImPayload(msg()), qos: 0, retain: false } }), env);
       const fx = afterAuth(st, 'ok', env, ALICE);
-      expect(sent(fx), topic).toEqual([{ cmd: 'connack', sessionPresent: false, reasonCode: 0x87 }]);
+      expect(sent(fx), topic).toEqual([{ cmd: 'connack', sessionPresent: false, reasonCode: 0x87, properties: { reasonString: expect.any(String) } }]);
       expect(closeOf(fx)?.why, topic).toBe('will_im_acl');
     }
   });
@@ -606,7 +606,7 @@ describe('IM CONNECT', () => {
     let st = newChannelState(1);
     handleIn(st, connectPacket(5, { will }), env);
     let fx = afterAuth(st, 'ok', env, ALICE);
-    expect(sent(fx)).toEqual([{ cmd: 'connack', sessionPresent: false, reasonCode: 0x87 }]);
+    expect(sent(fx)).toEqual([{ cmd: 'connack', sessionPresent: false, reasonCode: 0x87, properties: { reasonString: expect.any(String) } }]);
     expect(closeOf(fx)).toMatchObject({ why: 'will_im_sender_mismatch', counter: 'im_sender_mismatch_total' });
 
     env = makeEnv({ senderCheck: 'rewrite' });

@@ -31,9 +31,14 @@ describe('DEFAULTS', () => {
   it('has the documented values', () => {
     expect(DEFAULTS.host).toBe('0.0.0.0');
     expect(DEFAULTS.dataDir).toBe('./data');
-    expect(DEFAULTS.store).toEqual({ durability: 'sync', evictOfflineAfter: 60 });
+    expect(DEFAULTS.store).toEqual({ durability: 'sync', asyncMaxLag: 100, evictOfflineAfter: 60 });
     expect(DEFAULTS.shutdownTimeout).toBe(10);
-    expect(DEFAULTS.listeners).toEqual({ tcp: { enabled: true, port: 1883 }, ws: { enabled: true, port: 8083, path: '/mqtt', corsOrigins: [] } });
+    expect(DEFAULTS.listeners).toEqual({
+      tcp: { enabled: true, port: 1883 },
+      ws: { enabled: true, port: 8083, path: '/mqtt', corsOrigins: [] },
+      tls: { enabled: false, port: 8883 },
+      wss: { enabled: false, port: 8084, path: '/mqtt' },
+    });
     expect(DEFAULTS.threads).toEqual({ gateways: 'auto', shards: 'auto' });
     expect(DEFAULTS.limits).toEqual({
       maxConnections: 100000,
@@ -139,7 +144,7 @@ describe('validateConfig', () => {
 
   it('store.durability takes sync, async or memory; anything else is rejected naming the key and the choices', () => {
     for (const durability of ['sync', 'async', 'memory'] as const) {
-      expect(validateConfig({ store: { durability } }).store).toEqual({ durability, evictOfflineAfter: 60 });
+      expect(validateConfig({ store: { durability } }).store).toEqual({ durability, asyncMaxLag: 100, evictOfflineAfter: 60 });
     }
     const err = configError(() => validateConfig({ store: { durability: 'fast' } }));
     expect(err.key).toBe('store.durability');
@@ -232,7 +237,7 @@ log:
 `);
     const cfg = loadConfig({ file: path, env: {} });
     expect(cfg.host).toBe('127.0.0.1');
-    expect(cfg.listeners).toEqual({ tcp: { enabled: true, port: 1885 }, ws: { enabled: false, port: 8083, path: '/mqtt', corsOrigins: [] } });
+    expect(cfg.listeners).toEqual({ ...DEFAULTS.listeners, tcp: { enabled: true, port: 1885 }, ws: { enabled: false, port: 8083, path: '/mqtt', corsOrigins: [] } });
     expect(cfg.threads).toEqual({ gateways: 2, shards: 'auto' });
     expect(cfg.limits.maxInflight).toBe(20);
     expect(cfg.auth).toEqual({

@@ -144,6 +144,19 @@ describe('PendingAcks: queueReady (refused or duplicate publishes)', () => {
     expect(take()).toEqual([[1, 'puback', 3]]);
   });
 
+  it('[MQTT-3.3.4-7] a queued refusal can be marked `counted` (ChannelState.acksHeld); a duplicate PUBREC is not', () => {
+    const { acks, route, raw } = harness();
+    const a1 = route(1, puback(1), [1]);
+    expect(acks.queueReady(1, { cmd: 'puback', messageId: 2 }, true)).toBe(true);
+    expect(acks.queueReady(1, { cmd: 'pubrec', messageId: 3 })).toBe(true);
+    acks.committed([a1.id]);
+    expect(raw.map((a) => [a.packet.messageId, a.id === 0, a.counted === true])).toEqual([
+      [1, false, false],
+      [2, true, true],
+      [3, true, false],
+    ]);
+  });
+
   it('a queued refusal does not count as waiting (size) and is not released by a commit of another connection', () => {
     const { acks, route, take } = harness();
     const a1 = route(1, puback(1), [1]);

@@ -96,6 +96,7 @@ export function shardHarness(
     store: new MemoryStore(),
     evictAfterMs: null,
     dedupMaxAgeMs: 3_600_000,
+    asyncLagMs: null,
     ...opts,
   };
   const retainHandling = ho.retainHandling ?? 0;
