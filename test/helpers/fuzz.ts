@@ -7,6 +7,7 @@
  *
  * Everything comes from one `Rng` (mulberry32): the same seed gives the same packets.
  */
+import { packet, str, u16, u32, varint } from './packets.js';
 
 /** mulberry32: small, fast, good enough to fuzz, and replayable from its 32-bit seed. */
 export class Rng {
@@ -43,33 +44,8 @@ export class Rng {
 export type Version = 3 | 4 | 5;
 
 // ------------------------------------------------------------------ encoding primitives
-export function varint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-
-const u16 = (n: number): Buffer => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n >>> 0);
-  return b;
-};
-/** A UTF-8 string or binary data: two-byte length, then the bytes. */
-const str = (s: string | Buffer): Buffer => {
-  const b = typeof s === 'string' ? Buffer.from(s) : s;
-  return Buffer.concat([u16(b.length), b]);
-};
-
-/** Fixed header + body. */
-function packet(first: number, body: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([first]), varint(body.length), body]);
-}
+// test/helpers/packets.ts; varint stays exported here for the fuzz test's own packets.
+export { varint };
 
 // ------------------------------------------------------------------ v5 properties
 type PropType = 'byte' | 'int16' | 'int32' | 'varint' | 'string' | 'binary' | 'pair';

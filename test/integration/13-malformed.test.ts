@@ -14,24 +14,13 @@ import mqtt, { type MqttClient } from 'mqtt';
 import mqttPacket, { type IDisconnectPacket } from 'mqtt-packet';
 import { startTestBroker, TOPOLOGIES, metric, type TestBroker } from '../helpers/broker.js';
 import { RawClient, type Version } from '../helpers/raw-client.js';
+import { varint } from '../helpers/packets.js';
 
 /** Small, so "larger than maxPacketSize" is cheap to send. */
 const MAX_PACKET = 2048;
 
 let seq = 0;
 const uid = (p: string) => `${p}-${process.pid}-${++seq}`;
-
-/** Remaining Length as an MQTT variable byte integer. */
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
 
 const gen = (p: mqttPacket.Packet, v: Version = 4) => mqttPacket.generate(p, { protocolVersion: v });
 

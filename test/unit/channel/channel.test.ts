@@ -1,88 +1,17 @@
 import { describe, it, expect } from 'vitest';
-import type { IConnectPacket, IConnackPacket, IPublishPacket, ISubscribePacket, Packet } from 'mqtt-packet';
-import {
-  afterAuth,
-  handleIn,
-  newChannelState,
-  sessionReady,
-  type AclView,
-  type ChannelEnv,
-  type ChannelLimits,
-  type ChannelState,
-  type Effect,
-} from '../../../src/channel/index.js';
-import type { ShardMsg } from '../../../src/protocol/messages.js';
+import type { IConnectPacket, IConnackPacket, ISubscribePacket, Packet } from 'mqtt-packet';
+import { afterAuth, handleIn, newChannelState, sessionReady, type ChannelEnv, type ChannelState, type Effect } from '../../../src/channel/index.js';
 import { DEFAULTS } from '../../../src/config/schema.js';
-
-const LIMITS: ChannelLimits = {
-  maxPacketSize: 1_048_576,
-  maxInflight: 3,
-  maxTopicLength: 256,
-  maxTopicLevels: 16,
-  maxClientIdLength: 64,
-  maxSessionExpiryInterval: 3600,
-  maxAnonymousSessionExpiry: 3600, // no extra cap for clients without a username here
-  maxKeepAlive: 65535,
-};
-
-const allowAll: AclView = { canPublish: () => true, canSubscribe: () => true };
-
-function makeEnv(over: Partial<Omit<ChannelEnv, 'limits'>> & { limits?: Partial<ChannelLimits> } = {}): ChannelEnv & { assigned: string[] } {
-  const assigned: string[] = [];
-  let n = 0;
-  return {
-    acl: over.acl ?? allowAll,
-    shardOf: over.shardOf ?? ((id: string) => id.length % 4),
-    newClientId:
-      over.newClientId ??
-      (() => {
-        const id = `auto-${++n}`;
-        assigned.push(id);
-        return id;
-      }),
-    limits: { ...LIMITS, ...over.limits },
-    im: over.im ?? null,
-    ...(over.holdAcks !== undefined ? { holdAcks: over.holdAcks } : {}),
-    assigned,
-  };
-}
-
-function connectPacket(version: 3 | 4 | 5, over: Partial<IConnectPacket> = {}): IConnectPacket {
-  return {
-    cmd: 'connect',
-    protocolId: version === 3 ? 'MQIsdp' : 'MQTT',
-    protocolVersion: version,
-    clientId: 'c1',
-    clean: true,
-    keepalive: 30,
-    ...over,
-  };
-}
+import { LIMITS, closeOf, connectPacket, connectedState, makeEnv, publish, routedAcks, routes, sent, shardMsg } from './channel-env.js';
 
 /** CONNECT -> auth ok -> session ready: a channel in phase `connected`. */
 function connected(version: 3 | 4 | 5, env: ChannelEnv = makeEnv(), over: Partial<IConnectPacket> = {}, qos2In: number[] = []): ChannelState {
-  const st = newChannelState(1);
-  handleIn(st, connectPacket(version, over), env);
-  afterAuth(st, 'ok', env);
-  sessionReady(st, false, qos2In, env);
-  expect(st.phase).toBe('connected');
-  return st;
-}
-
-function publish(over: Partial<IPublishPacket> = {}): IPublishPacket {
-  return { cmd: 'publish', topic: 'a/b', payload: Buffer.from('x'), qos: 0, retain: false, dup: false, ...over };
+  return connectedState(version, env, { connect: over, qos2In });
 }
 
 function subscribe(topics: string[], over: Partial<ISubscribePacket> = {}): ISubscribePacket {
   return { cmd: 'subscribe', messageId: 5, subscriptions: topics.map((topic) => ({ topic, qos: 1 as const })), ...over };
 }
-
-const sent = (fx: Effect[]): Packet[] => fx.flatMap((e) => (e.e === 'send' ? [e.packet] : []));
-const routes = (fx: Effect[]) => fx.filter((e): e is Extract<Effect, { e: 'route' }> => e.e === 'route');
-/** The PUBACK/PUBREC of accepted publishes: carried by the route effect, sent once routed (or committed). */
-const routedAcks = (fx: Effect[]) => routes(fx).flatMap((r) => (r.ack ? [r.ack] : []));
-const closeOf = (fx: Effect[]) => fx.find((e): e is Extract<Effect, { e: 'close' }> => e.e === 'close');
-const shardMsg = (fx: Effect[]): ShardMsg | undefined => fx.flatMap((e) => (e.e === 'shard' ? [e.msg] : []))[0];
 
 describe('channel: CONNECT ordering', () => {
   it('[MQTT-3.1.0-1] a packet before CONNECT closes the connection', () => {

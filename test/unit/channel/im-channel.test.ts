@@ -14,7 +14,6 @@ import {
   sessionReady,
   type AclView,
   type ChannelEnv,
-  type ChannelLimits,
   type ChannelState,
   type Effect,
   type ImEnv,
@@ -23,45 +22,21 @@ import { checkImPublish } from '../../../src/channel/im-check.js';
 import { decodeImPayload, encodeImPayload, IM_PAYLOAD_ERROR_CODES, type ImMessage } from '../../../src/im/index.js';
 import type { ImUser } from '../../../src/im/im-acl.js';
 import { parseImTopic } from '../../../src/im/topics.js';
-import type { ShardMsg } from '../../../src/protocol/messages.js';
-
-const LIMITS: ChannelLimits = {
-  maxPacketSize: 1_048_576,
-  maxInflight: 3,
-  maxTopicLength: 256,
-  maxTopicLevels: 16,
-  maxClientIdLength: 64,
-  maxSessionExpiryInterval: 3600,
-  maxAnonymousSessionExpiry: 3600, // no extra cap for clients without a username here
-  maxKeepAlive: 65535,
-};
-
-const allowAll: AclView = { canPublish: () => true, canSubscribe: () => true };
+import { LIMITS, allowAll, closeOf, connectPacket as baseConnectPacket, connectedState, makeEnv as makeChannelEnv, routedAcks, routes, sent, shardMsg } from './channel-env.js';
 
 const ALICE: ImUser = { uid: 'alice', ns: 'acme', groups: ['team'] };
 
 function makeEnv(im: Partial<ImEnv> | null = {}, acl: AclView = allowAll): ChannelEnv {
   let n = 0;
-  return {
+  return makeChannelEnv({
     acl,
-    shardOf: (id: string) => id.length % 4,
     newClientId: () => `auto-${++n}`,
-    limits: LIMITS,
     im: im === null ? null : { senderCheck: 'refuse', superusers: new Set(['root']), ...im },
-  };
+  });
 }
 
 function connectPacket(version: 3 | 4 | 5, over: Partial<IConnectPacket> = {}): IConnectPacket {
-  return {
-    cmd: 'connect',
-    protocolId: version === 3 ? 'MQIsdp' : 'MQTT',
-    protocolVersion: version,
-    clientId: 'alice/phone',
-    username: 'alice',
-    clean: true,
-    keepalive: 30,
-    ...over,
-  };
+  return baseConnectPacket(version, { clientId: 'alice/phone', username: 'alice', ...over });
 }
 
 /**
@@ -70,12 +45,8 @@ function connectPacket(version: 3 | 4 | 5, over: Partial<IConnectPacket> = {}): 
  * pick the default).
  */
 function connected(version: 3 | 4 | 5, env: ChannelEnv, im: ImUser | null = ALICE, over: Partial<IConnectPacket> = {}): ChannelState {
-  const st = newChannelState(1);
-  handleIn(st, connectPacket(version, over), env);
-  afterAuth(st, 'ok', env, im ?? undefined);
+  const st = connectedState(version, env, { connect: { clientId: 'alice/phone', username: 'alice', ...over }, im: im ?? undefined });
   expect(st.im).toEqual(im ?? undefined);
-  sessionReady(st, false, [], env);
-  expect(st.phase).toBe('connected');
   return st;
 }
 
@@ -91,13 +62,7 @@ function subscribe(topics: string[]): ISubscribePacket {
   return { cmd: 'subscribe', messageId: 5, subscriptions: topics.map((topic) => ({ topic, qos: 1 as const })) };
 }
 
-const sent = (fx: Effect[]): Packet[] => fx.flatMap((e) => (e.e === 'send' ? [e.packet] : []));
-const routes = (fx: Effect[]) => fx.filter((e): e is Extract<Effect, { e: 'route' }> => e.e === 'route');
-/** The PUBACK/PUBREC of accepted publishes: carried by the route effect, sent once routed (or committed). */
-const routedAcks = (fx: Effect[]) => routes(fx).flatMap((r) => (r.ack ? [r.ack] : []));
 const counts = (fx: Effect[]): string[] => fx.flatMap((e) => (e.e === 'count' ? [e.series] : []));
-const closeOf = (fx: Effect[]) => fx.find((e): e is Extract<Effect, { e: 'close' }> => e.e === 'close');
-const shardMsg = (fx: Effect[]): ShardMsg | undefined => fx.flatMap((e) => (e.e === 'shard' ? [e.msg] : []))[0];
 const subCodes = (fx: Effect[]): number[] => {
   const m = shardMsg(fx);
   if (m?.t !== 'subscribe') throw new Error('expected a subscribe message to the shard');

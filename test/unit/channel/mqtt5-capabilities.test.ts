@@ -7,55 +7,30 @@
  * (MQTT 5.0 OASIS Standard numbering; a section number where the spec has no statement id).
  */
 import { describe, expect, it } from 'vitest';
-import type { IConnackPacket, IConnectPacket, IPublishPacket, ISubscribePacket, Packet } from 'mqtt-packet';
-import { afterAuth, handleIn, newChannelState, sessionReady, type ChannelEnv, type ChannelState, type Effect } from '../../../src/channel/index.js';
+import type { IConnackPacket, IConnectPacket, ISubscribePacket, Packet } from 'mqtt-packet';
+import { handleIn, newChannelState, type ChannelEnv, type ChannelState, type Effect } from '../../../src/channel/index.js';
 import { subackReasonString } from '../../../src/channel/problem-info.js';
-import { DEFAULTS, type MqttConfig } from '../../../src/config/schema.js';
+import type { MqttConfig } from '../../../src/config/schema.js';
+import { closeOf, connectPacket, makeEnv as makeChannelEnv, open as openChannel, publish, routes, sent } from './channel-env.js';
 
 function makeEnv(mqtt: Partial<MqttConfig> = {}, over: Partial<ChannelEnv> = {}): ChannelEnv {
-  return {
+  return makeChannelEnv({
     acl: { canPublish: (_c, t) => t !== 'denied', canSubscribe: () => true },
     shardOf: () => 0,
     newClientId: () => 'auto-1',
-    limits: {
-      maxPacketSize: 1_048_576,
-      maxInflight: 3,
-      maxTopicLength: 256,
-      maxTopicLevels: 16,
-      maxClientIdLength: 64,
-      maxSessionExpiryInterval: 3600,
-      maxAnonymousSessionExpiry: 3600,
-      maxKeepAlive: 65535,
-    },
-    im: null,
-    mqtt: { ...DEFAULTS.mqtt, ...mqtt },
+    mqtt,
     ...over,
-  };
-}
-
-function connectPacket(version: 4 | 5, over: Partial<IConnectPacket> = {}): IConnectPacket {
-  return { cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clientId: 'c1', clean: true, keepalive: 30, ...over };
+  });
 }
 
 /** CONNECT -> auth ok -> session ready; returns the state and the CONNACK. */
 function open(version: 4 | 5, env: ChannelEnv, over: Partial<IConnectPacket> = {}): { st: ChannelState; connack: IConnackPacket } {
-  const st = newChannelState(1);
-  handleIn(st, connectPacket(version, over), env);
-  afterAuth(st, 'ok', env);
-  const connack = sent(sessionReady(st, false, [], env))[0] as IConnackPacket;
-  expect(st.phase).toBe('connected');
-  return { st, connack };
+  const { st, fx } = openChannel(version, env, { connect: over });
+  return { st, connack: sent(fx)[0] as IConnackPacket };
 }
 
 const connected = (version: 4 | 5, env: ChannelEnv, over: Partial<IConnectPacket> = {}) => open(version, env, over).st;
 
-function publish(over: Partial<IPublishPacket> = {}): IPublishPacket {
-  return { cmd: 'publish', topic: 'a/b', payload: Buffer.from('x'), qos: 0, retain: false, dup: false, ...over };
-}
-
-const sent = (fx: Effect[]): Packet[] => fx.flatMap((e) => (e.e === 'send' ? [e.packet] : []));
-const routes = (fx: Effect[]) => fx.filter((e): e is Extract<Effect, { e: 'route' }> => e.e === 'route');
-const closeOf = (fx: Effect[]) => fx.find((e): e is Extract<Effect, { e: 'close' }> => e.e === 'close');
 const subReqs = (fx: Effect[]) => {
   const m = fx.find((e) => e.e === 'shard');
   if (m?.e !== 'shard' || m.msg.t !== 'subscribe') throw new Error(`expected a subscribe, got ${JSON.stringify(fx)}`);

@@ -9,25 +9,12 @@
  */
 import { describe, it, expect } from 'vitest';
 import mqttPacket, { type Packet } from 'mqtt-packet';
-import { afterAuth, handleIn, newChannelState, sessionReady, type ChannelEnv, type ChannelState, type Effect } from '../../../src/channel/index.js';
+import { handleIn, newChannelState, type ChannelEnv, type ChannelState, type Effect } from '../../../src/channel/index.js';
 import { propertyError, validSubscriptionId } from '../../../src/channel/properties.js';
+import { packet, properties, str } from '../../helpers/packets.js';
+import { closeOf, connectedState, makeEnv } from './channel-env.js';
 
-const env: ChannelEnv = {
-  limits: {
-    maxPacketSize: 1_048_576,
-    maxInflight: 10,
-    maxTopicLength: 256,
-    maxTopicLevels: 16,
-    maxClientIdLength: 64,
-    maxSessionExpiryInterval: 3600,
-    maxAnonymousSessionExpiry: 3600,
-    maxKeepAlive: 65535,
-  },
-  im: null,
-  acl: { canPublish: () => true, canSubscribe: () => true },
-  shardOf: () => 0,
-  newClientId: () => 'auto-1',
-};
+const env: ChannelEnv = makeEnv({ shardOf: () => 0, newClientId: () => 'auto-1', limits: { maxInflight: 10 } });
 
 /** Parses one v5 packet from its bytes with mqtt-packet, as the gateway does. */
 function parse(bytes: Buffer): Packet {
@@ -42,78 +29,53 @@ function parse(bytes: Buffer): Packet {
   return out[0]!;
 }
 
-const varint = (n: number): number[] => {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-};
-const str = (s: string): number[] => [s.length >> 8, s.length & 0xff, ...Buffer.from(s)];
-/** Fixed header byte, then the body with its Remaining Length. */
-const pkt = (first: number, body: number[]): Buffer => Buffer.from([first, ...varint(body.length), ...body]);
-const props = (...p: number[][]): number[] => {
-  const flat = p.flat();
-  return [...varint(flat.length), ...flat];
-};
+/** SUBSCRIBE, packet id 1, with `props`, filters a/+ (QoS 1) and a/# (QoS 0). */
+const subscribeWith = (props: Buffer): Buffer => packet(0x82, [0, 1, ...props, ...str('a/+'), 1, ...str('a/#'), 0]);
+/** PUBLISH QoS 1 id 7 on a/b with `props`, payload "x". */
+const publishWith = (props: Buffer): Buffer => packet(0x32, [...str('a/b'), 0, 7, ...props, 0x78]);
 
-/** SUBSCRIBE, packet id 1, with `properties`, filters a/+ (QoS 1) and a/# (QoS 0). */
-const subscribeWith = (properties: number[]): Buffer => pkt(0x82, [0, 1, ...properties, ...str('a/+'), 1, ...str('a/#'), 0]);
-/** PUBLISH QoS 1 id 7 on a/b with `properties`, payload "x". */
-const publishWith = (properties: number[]): Buffer => pkt(0x32, [...str('a/b'), 0, 7, ...properties, 0x78]);
+const connected = (): ChannelState => connectedState(5, env, { connect: { keepalive: 0 } });
 
-function connected(): ChannelState {
-  const st = newChannelState(1);
-  handleIn(st, { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'c1', clean: true, keepalive: 0 }, env);
-  afterAuth(st, 'ok', env);
-  sessionReady(st, false, [], env);
-  return st;
-}
-
-const closeOf = (fx: Effect[]) => fx.find((e): e is Extract<Effect, { e: 'close' }> => e.e === 'close');
 const toShard = (fx: Effect[]) => fx.find((e): e is Extract<Effect, { e: 'shard' }> => e.e === 'shard');
 
 describe('channel: repeated and truncated v5 properties', () => {
   it('mqtt-packet parses a repeated Subscription Identifier as an array (what used to reach the shard)', () => {
-    const p = parse(subscribeWith(props([0x0b, 2], [0x0b, 2])));
+    const p = parse(subscribeWith(properties([0x0b, 2], [0x0b, 2])));
     expect((p as { properties?: unknown }).properties).toEqual({ subscriptionIdentifier: [2, 2] });
   });
 
   it('a SUBSCRIBE with its Subscription Identifier twice is a Protocol Error (DISCONNECT 0x82), nothing reaches the shard', () => {
-    const fx = handleIn(connected(), parse(subscribeWith(props([0x0b, 2], [0x0b, 2]))), env);
+    const fx = handleIn(connected(), parse(subscribeWith(properties([0x0b, 2], [0x0b, 2]))), env);
     expect(closeOf(fx)).toEqual({ e: 'close', reason: 0x82, why: 'duplicate_property', counter: 'protocol_errors_total{reason="duplicate_property"}' });
     expect(toShard(fx)).toBeUndefined();
   });
 
   it('one Subscription Identifier for several filters is fine: the shard gets it as a number', () => {
-    const fx = handleIn(connected(), parse(subscribeWith(props([0x0b, 2]))), env);
+    const fx = handleIn(connected(), parse(subscribeWith(properties([0x0b, 2]))), env);
     expect(closeOf(fx)).toBeUndefined();
     expect(toShard(fx)?.msg).toMatchObject({ t: 'subscribe', subId: 2, subs: [{ filter: 'a/+' }, { filter: 'a/#' }] });
   });
 
   it('[MQTT-3.8.2.1.2] Subscription Identifier 0 is a Protocol Error', () => {
-    const fx = handleIn(connected(), parse(subscribeWith(props([0x0b, 0]))), env);
+    const fx = handleIn(connected(), parse(subscribeWith(properties([0x0b, 0]))), env);
     expect(closeOf(fx)).toMatchObject({ reason: 0x82, why: 'bad_subscription_identifier' });
   });
 
   it('[MQTT-3.3.4-6] a client PUBLISH with a Subscription Identifier is a Protocol Error', () => {
-    const fx = handleIn(connected(), parse(publishWith(props([0x0b, 5]))), env);
+    const fx = handleIn(connected(), parse(publishWith(properties([0x0b, 5]))), env);
     expect(closeOf(fx)).toMatchObject({ reason: 0x82, why: 'subscription_identifier_in_publish' });
   });
 
   it('a PUBLISH with Content Type twice is a Protocol Error, not routed', () => {
     const ct = [0x03, ...str('a')];
-    const fx = handleIn(connected(), parse(publishWith(props(ct, ct))), env);
+    const fx = handleIn(connected(), parse(publishWith(properties(ct, ct))), env);
     expect(closeOf(fx)).toMatchObject({ reason: 0x82, why: 'duplicate_property' });
     expect(fx.some((e) => e.e === 'route')).toBe(false);
   });
 
   it('User Property may repeat (same name twice is a list)', () => {
     const up = [0x26, ...str('k'), ...str('v')];
-    const fx = handleIn(connected(), parse(publishWith(props(up, up))), env);
+    const fx = handleIn(connected(), parse(publishWith(properties(up, up))), env);
     expect(closeOf(fx)).toBeUndefined();
     const route = fx.find((e): e is Extract<Effect, { e: 'route' }> => e.e === 'route');
     expect(route?.msg.props?.userProperties).toEqual({ k: ['v', 'v'] });
@@ -121,7 +83,7 @@ describe('channel: repeated and truncated v5 properties', () => {
 
   it('a User Property cut short by the end of the properties is Malformed (0x81), not routed with a null value', () => {
     // Property length 4: id, then a name of 1 byte, then a value whose length runs past the packet.
-    const bytes = pkt(0x32, [...str('a/b'), 0, 7, 4, 0x26, 0, 1, 0x6b]);
+    const bytes = packet(0x32, [...str('a/b'), 0, 7, 4, 0x26, 0, 1, 0x6b]);
     const p = parse(bytes);
     expect((p as { properties?: { userProperties?: unknown } }).properties?.userProperties).toEqual({ k: null });
     const fx = handleIn(connected(), p, env);
@@ -131,9 +93,9 @@ describe('channel: repeated and truncated v5 properties', () => {
 
   it('a CONNECT with Session Expiry Interval twice is refused with CONNACK 0x82', () => {
     const sei = [0x11, 0, 0, 0, 60];
-    const body = [...str('MQTT'), 5, 0x02, 0, 0, ...props(sei, sei), ...str('c1')];
+    const body = [...str('MQTT'), 5, 0x02, 0, 0, ...properties(sei, sei), ...str('c1')];
     const st = newChannelState(1);
-    const fx = handleIn(st, parse(pkt(0x10, body)), env);
+    const fx = handleIn(st, parse(packet(0x10, body)), env);
     expect(fx).toEqual([
       { e: 'send', packet: { cmd: 'connack', sessionPresent: false, reasonCode: 0x82, properties: { reasonString: expect.any(String) } } },
       { e: 'close', why: 'duplicate_property', counter: 'protocol_errors_total{reason="duplicate_property"}' },
@@ -143,8 +105,8 @@ describe('channel: repeated and truncated v5 properties', () => {
   it('a CONNECT whose will properties repeat a property is refused too', () => {
     const ct = [0x03, ...str('t')];
     // flags: clean start + will (QoS 0)
-    const body = [...str('MQTT'), 5, 0x06, 0, 0, ...props(), ...str('c1'), ...props(ct, ct), ...str('w/t'), ...str('bye')];
-    const fx = handleIn(newChannelState(1), parse(pkt(0x10, body)), env);
+    const body = [...str('MQTT'), 5, 0x06, 0, 0, ...properties(), ...str('c1'), ...properties(ct, ct), ...str('w/t'), ...str('bye')];
+    const fx = handleIn(newChannelState(1), parse(packet(0x10, body)), env);
     expect(closeOf(fx)).toMatchObject({ why: 'duplicate_property' });
   });
 

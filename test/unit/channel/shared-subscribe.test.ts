@@ -1,36 +1,14 @@
 /** SUBSCRIBE with shared subscriptions `$share/{ShareName}/{filter}` (src/channel/subscribe.ts). */
 import { describe, expect, it } from 'vitest';
 import type { ISubscribePacket } from 'mqtt-packet';
-import { afterAuth, handleIn, newChannelState, sessionReady, type AclView, type ChannelEnv, type ChannelState, type Effect } from '../../../src/channel/index.js';
+import { handleIn, type AclView, type ChannelEnv, type ChannelState, type Effect } from '../../../src/channel/index.js';
+import { connectedState, makeEnv } from './channel-env.js';
 
 function env(over: Partial<ChannelEnv> = {}): ChannelEnv {
-  return {
-    acl: { canPublish: () => true, canSubscribe: () => true },
-    shardOf: () => 0,
-    newClientId: () => 'auto',
-    limits: {
-      maxPacketSize: 1_048_576,
-      maxInflight: 10,
-      maxTopicLength: 256,
-      maxTopicLevels: 16,
-      maxClientIdLength: 64,
-      maxSessionExpiryInterval: 3600,
-      maxAnonymousSessionExpiry: 3600,
-      maxKeepAlive: 65535,
-    },
-    im: null,
-    sharedSubscriptions: true,
-    ...over,
-  };
+  return makeEnv({ shardOf: () => 0, newClientId: () => 'auto', limits: { maxInflight: 10 }, sharedSubscriptions: true, ...over });
 }
 
-function connected(version: 4 | 5, e: ChannelEnv): ChannelState {
-  const st = newChannelState(1);
-  handleIn(st, { cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clientId: 'c1', clean: true, keepalive: 30 }, e);
-  afterAuth(st, 'ok', e);
-  sessionReady(st, false, [], e);
-  return st;
-}
+const connected = (version: 4 | 5, e: ChannelEnv): ChannelState => connectedState(version, e);
 
 const sub = (subs: ISubscribePacket['subscriptions']): ISubscribePacket => ({ cmd: 'subscribe', messageId: 3, subscriptions: subs });
 const codes = (fx: Effect[]): number[] => {

@@ -15,6 +15,7 @@ import { ActorSystem } from '../../../src/runtime/system.js';
 import { GatewayActor } from '../../../src/gateway/gateway-actor.js';
 import { Metrics } from '../../../src/admin/metrics.js';
 import type { ChannelEnv } from '../../../src/channel/index.js';
+import { allowAll, makeEnv } from '../channel/channel-env.js';
 import type { ConnIO } from '../../../src/transport/connection.js';
 import { COORDINATOR, gatewayName, shardName, type AppMessage, type GatewayMsg, type ShardMsg } from '../../../src/protocol/messages.js';
 
@@ -52,22 +53,12 @@ function harness(over: { acl?: ChannelEnv['acl'] } = {}) {
     trace: () => {},
     error: (o: Record<string, unknown>) => void errors.push(o),
   } as unknown as Logger;
-  const env: ChannelEnv = {
-    limits: {
-      maxPacketSize: 1 << 20,
-      maxInflight: 100,
-      maxTopicLength: 256,
-      maxTopicLevels: 16,
-      maxClientIdLength: 64,
-      maxSessionExpiryInterval: 3600,
-      maxAnonymousSessionExpiry: 3600,
-      maxKeepAlive: 65535,
-    },
-    im: null,
-    acl: over.acl ?? { canPublish: () => true, canSubscribe: () => true },
+  const env: ChannelEnv = makeEnv({
+    limits: { maxInflight: 100 },
+    acl: over.acl ?? allowAll,
     shardOf: () => 0,
     newClientId: () => 'auto',
-  };
+  });
   const gw = new GatewayActor(
     {
       index: 0,
