@@ -181,15 +181,24 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
     for (let g = 0; g < gatewayCount(topology); g++) system.ref<GatewayMsg>(gatewayName(g)).tell(m);
   };
 
+  /** Tells an actor through its thread's control channel (ordered with `link`), or locally. */
+  const tellOrdered = (actor: string, msg: GatewayMsg | ShardMsg): void => {
+    const thread = placementOf(topology)(actor);
+    const rec = threads.get(thread);
+    if (thread === MAIN || !rec) system.ref<GatewayMsg | ShardMsg>(actor).tell(msg);
+    else rec.worker.postMessage({ t: 'tell', to: actor, msg } satisfies ToWorker);
+  };
+
   const restartShard = async (index: number): Promise<void> => {
     restarts.shard++;
     coordinator.nodeCounters['thread_restarts_total{role="shard"}'] = restarts.shard;
     // At once: the gateways close the connections whose session lived there and stop
     // taking publishes that would go to it, until it is back (its sessions come back from
     // its store; a publish routed to a dead thread would be lost).
-    tellGateways({ t: 'shardDown', shard: index });
+    // On the control channel, ahead of the new thread's links (see ToWorker 'tell').
+    for (let g = 0; g < gatewayCount(topology); g++) tellOrdered(gatewayName(g), { t: 'shardDown', shard: index } satisfies GatewayMsg);
     // The other shards send nothing more to it (shared subscriptions) until it is back.
-    for (let s = 0; s < shardCount(topology); s++) if (s !== index) system.ref<ShardMsg>(shardName(s)).tell({ t: 'peerDown', shard: index });
+    for (let s = 0; s < shardCount(topology); s++) if (s !== index) tellOrdered(shardName(s), { t: 'peerDown', shard: index } satisfies ShardMsg);
     await spawn('shard', index);
     // Its shared subscription groups are rebuilt from their members before the gateways
     // ask for its routes, so the snapshot has their filters.

@@ -35,6 +35,9 @@ export function bootThread(onStop: () => Promise<void>, onCrashCleanup: () => vo
       case 'unlink':
         system.removeLink(m.thread);
         break;
+      case 'tell':
+        system.ref(m.to).tell(m.msg);
+        break;
       case 'crash':
         setImmediate(() => {
           throw new Error('test hook: crash requested');

@@ -38,6 +38,13 @@ export type ToWorker =
   | { t: 'unlink'; thread: string }
   | { t: 'stop' }
   | { t: 'crash' }
+  /**
+   * A message for an actor of that thread, on the control channel: ordered with `link`,
+   * so the news that a peer thread died always arrives before the link to its successor
+   * (on the actor links the two could cross, and a publish could reach the new thread
+   * before the gateway knew the old one lost the publishes before it).
+   */
+  | { t: 'tell'; to: string; msg: unknown }
   /** Gateways: new TLS handshakes use the certificate files as they are now (SIGHUP). */
   | { t: 'reloadTls' };
 
