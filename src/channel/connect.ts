@@ -16,6 +16,7 @@ import { HOLD_PREFIX } from '../im/topics.js';
 import { expiryCap, mqttOf, protocolError, type ChannelEnv, type ChannelState, type Effect, type Handler } from './types.js';
 import { reasonName } from './problem-info.js';
 import { propertyError } from './properties.js';
+import { messageProblem } from './message-checks.js';
 
 /**
  * A refused CONNECT: CONNACK with the reason (v5: and a Reason String saying why, which
@@ -102,6 +103,10 @@ export const handleConnect: Handler<IConnectPacket> = (st, p, env) => {
       const text = 'retained messages are not available (Retain Available is 0)';
       return refuse(st, RC.RETAIN_NOT_SUPPORTED, CONNACK_V3.NOT_AUTHORIZED, 'will_retain_not_supported', 'connections_rejected_total{reason="will_retain"}', text);
     }
+    // The will's Response Topic and Payload Format Indicator, checked as for a PUBLISH
+    // (message-checks.ts): CONNACK 0x82 or 0x99 [MQTT-3.3.2-14] (section 3.1.3.2.3).
+    const badWill = st.version === 5 ? messageProblem(p.will.properties, p.will.payload, mqtt.validatePayloadFormat) : null;
+    if (badWill) return refuse(st, badWill.rc, CONNACK_V3.NOT_AUTHORIZED, `will_${badWill.why}`, `connections_rejected_total{reason="will_${badWill.why}"}`, `will: ${badWill.text}`);
   }
   st.phase = 'auth';
   st.connect = p;

@@ -14,6 +14,7 @@ import { mqttOf, protocolError, type ChannelEnv, type ChannelState, type Effect,
 import { ackReasonString } from './problem-info.js';
 import { parseImTopic } from '../im/topics.js';
 import { checkImPublish } from './im-check.js';
+import { messageProblem } from './message-checks.js';
 
 /** Series names per QoS, built once: this runs for every PUBLISH. */
 const RECEIVED = seriesByQos('messages_received_total');
@@ -61,6 +62,16 @@ export const handlePublish: Handler<IPublishPacket> = (st, p, env) => {
   if (denied) {
     out.push({ e: 'count', series: 'publish_denied_total' });
     return refuse(st, p, out, RC.NOT_AUTHORIZED, topic.startsWith('$') ? 'topics starting with "$" belong to the broker' : 'not allowed to publish to this topic');
+  }
+  const bad = st.version === 5 ? messageProblem(p.properties, p.payload, mqtt.validatePayloadFormat) : null;
+  if (bad) {
+    out.push({ e: 'count', series: `publish_refused_total{reason="${bad.why}"}` });
+    out.push({ e: 'log', msg: 'PUBLISH refused', data: { clientId: st.clientId, topic, why: bad.why } });
+    // A wildcard Response Topic breaks a MUST of the sender [MQTT-3.3.2-14]: Protocol Error.
+    // A QoS 0 message has no acknowledgement to carry 0x99, so the client learns it from
+    // the DISCONNECT (section 3.3.2.3.2 allows PUBACK, PUBREC or DISCONNECT).
+    if (bad.rc === RC.PROTOCOL_ERROR || p.qos === 0) return protocolError(st, bad.rc, bad.why, bad.text);
+    return refuse(st, p, out, bad.rc, bad.text);
   }
   let payload = p.payload as Buffer | Uint8Array;
   const imTopic = env.im ? parseImTopic(topic) : null;

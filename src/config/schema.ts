@@ -115,6 +115,7 @@ export interface MqttConfig {
   readonly responseInformation: string | null;
   readonly serverReference: string | null;
   readonly serverMoved: boolean;
+  readonly validatePayloadFormat: boolean;
 }
 
 export interface JwtAuthConfig {
@@ -385,6 +386,7 @@ export const SCHEMA: SchemaOf<Config> = {
     // this bounds the memory one connection can pin with aliases.
     topicAliasMaximum: int(16, 0, 65_535, 'MQTT 5 Topic Alias Maximum announced in CONNACK: the highest Topic Alias a client may use; each connection keeps at most this many topics. 0 = no topic aliases (an alias is then DISCONNECT 0x94).'),
     maximumQoS: int(2, 0, 2, 'Highest QoS a client may publish with (announced as MQTT 5 Maximum QoS when below 2): a PUBLISH above it is DISCONNECT 0x9B (3.1.1: closed), a will above it CONNACK 0x9B (3.1.1: 0x05); SUBSCRIBE is granted at most this QoS.'),
+    validatePayloadFormat: bool(true, 'Check that a v5 PUBLISH or will with Payload Format Indicator 1 carries valid UTF-8; if not, PUBACK/PUBREC 0x99 (QoS 0: DISCONNECT 0x99; will: CONNACK 0x99). false = pass any payload on.'),
     retainAvailable: bool(true, 'Accept retained PUBLISHes and wills (MQTT 5 Retain Available). false: a retained PUBLISH is DISCONNECT 0x9A (3.1.1: closed), a retained will CONNACK 0x9A (3.1.1: 0x05).'),
     wildcardSubscriptionAvailable: bool(true, 'Accept topic filters with "+" or "#" (MQTT 5 Wildcard Subscription Available). false: such a filter gets SUBACK 0xA2 (3.1.1: 0x80).'),
     subscriptionIdentifiersAvailable: bool(true, 'Accept MQTT 5 Subscription Identifiers (Subscription Identifiers Available). false: a SUBSCRIBE with one is DISCONNECT 0xA1.'),

@@ -25,6 +25,7 @@ describe('config: mqtt', () => {
       responseInformation: null,
       serverReference: null,
       serverMoved: false,
+      validatePayloadFormat: true,
     });
   });
 
