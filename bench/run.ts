@@ -4,21 +4,24 @@
  * fresh broker process for every run. Writes bench/results/bench-<timestamp>.{json,md}
  * and SVG charts, and prints the Markdown report. See bench/README.md.
  *
- * Scenarios: fanin fanout pairs latency soak conns http durability fig6 (all = every one).
+ * Scenarios: fanin fanout pairs latency soak conns http durability fanin-slow fig6 (all = every one).
  * Common options:
  *   --quick            small sizes, 1 round, 3 s windows: `all --quick` takes a few minutes
  *   --rounds N         rounds per scenario and broker (3; quick 1)
  *   --duration S       measurement window, s (5; quick 3)     --warmup S   warm-up, s (1)
  *   --brokers LIST     switchboard,aedes,mosquitto,nats (default: every one installed); also
- *                      switchboard-async, switchboard-memory (store.durability; default sync)
+ *                      switchboard-async, switchboard-memory (store.durability; default sync),
+ *                      switchboard-hold (limits.queueFullPolicy hold; default drop)
  *   --transport LIST   tcp,ws (default tcp)                   --qos LIST   0,1,2 (default per scenario)
  *   --payload N        payload bytes (64)                     --v5         MQTT 5 where the peer supports it
  *   --switchboard-args "ARGS"   extra flags for Switchboard, e.g. "--gateways 0 --shards 0"
  *   --no-build         do not rebuild dist/                   --out DIR    results directory (bench/results)
  * Scenario options (--name value): fanin --publishers --window; fanout --subscribers --messages;
  *   pairs/latency/soak --pairs --window --rate --soak-seconds; conns --conns 10000,20000 --per-process
- *   --connect-rate --addresses; fig6 --counts 1,10,50,100; durability --cases pairs,fanin,latency,
- *   restart-term,restart-kill --modes memory,async,sync --sessions --per-session --protocol 4|5.
+ *   --connect-rate --addresses --cluster N|auto --node-max-conns 17000 --node-threads 1|auto;
+ *   fig6 --counts 1,10,50,100; durability --cases pairs,fanin,latency,
+ *   restart-term,restart-kill --modes memory,async,sync --sessions --per-session --protocol 4|5;
+ *   fanin-slow --sub-rate 5000 --queue 100 --publishers --window --durability sync|async|memory.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -39,6 +42,7 @@ import {
   type BrokerHandle,
   type BrokerName,
 } from './lib/brokers.js';
+import { startSwitchboardCluster } from './lib/cluster.js';
 import { stopGenerator } from './lib/gen-run.js';
 import type { BenchOptions, Measurement, Progress, Scenario } from './lib/scenario.js';
 import { renderMarkdown, summarize, writeReport, type BenchReportInput, type CaseRun } from './lib/report.js';
@@ -46,8 +50,9 @@ import { fanin, fanout, latency, pairs, soak } from './scenarios/mqtt.js';
 import { conns } from './scenarios/conns.js';
 import { http } from './scenarios/http.js';
 import { durability } from './scenarios/durability.js';
+import { faninSlow } from './scenarios/flow-control.js';
 
-const SCENARIOS: Scenario[] = [fanin, fanout, pairs, latency, soak, conns, http, durability];
+const SCENARIOS: Scenario[] = [fanin, fanout, pairs, latency, soak, conns, http, durability, faninSlow];
 const ALL_NAMES = [...SCENARIOS.map((s) => s.name), 'fig6'];
 
 function usage(): string {
@@ -185,12 +190,16 @@ async function runOne(s: Scenario, b: BrokerName, p: Parsed, round: number): Pro
   let broker: BrokerHandle | undefined;
   const runs: CaseRun[] = [];
   try {
-    broker = await startBroker(b, {
-      ws: bo.ws,
-      env: bo.env,
-      persistence: bo.persistence,
-      extraArgs: isSwitchboard(b) ? [...p.switchboardArgs, ...(bo.switchboardArgs ?? [])] : undefined,
-    });
+    const cl = isSwitchboard(b) ? s.cluster?.(b, p.o) : undefined;
+    broker =
+      cl && cl.nodes > 0
+        ? await startSwitchboardCluster(b, { nodes: cl.nodes, nodeArgs: cl.nodeArgs, env: bo.env, extraArgs: [...p.switchboardArgs, ...(bo.switchboardArgs ?? [])] })
+        : await startBroker(b, {
+            ws: bo.ws,
+            env: bo.env,
+            persistence: bo.persistence,
+            extraArgs: isSwitchboard(b) ? [...p.switchboardArgs, ...(bo.switchboardArgs ?? [])] : undefined,
+          });
     const cases = await s.run(broker, p.o, progressLine());
     for (const [caseName, m] of Object.entries(cases)) runs.push({ scenario: s.name, caseName, broker: b, round, m });
   } catch (e) {
@@ -210,7 +219,8 @@ async function runOne(s: Scenario, b: BrokerName, p: Parsed, round: number): Pro
       const log = broker
         .output()
         .split('\n')
-        .filter((l) => l.trim() && !/^switchboard .* started|^\s+(MQTT over|metrics \/ health|data directory|store  )|listening on|\[INF\]/.test(l));
+        // A cluster's lines start with the process name ("n0: ", "nats-server: ").
+        .filter((l) => l.trim() && !/^(?:[\w-]+: )?(?:switchboard .* started|\s+(MQTT over|metrics \/ health|web client|data directory|store  ))|listening on|\[INF\]/.test(l));
       for (const r of runs) {
         if (unclean) r.m.issues.push(`broker did not stop cleanly (code ${ex.code}, signal ${ex.signal}${ex.unexpected ? ', exited on its own' : ''})`);
         if (log.length) r.m.issues.push(`broker log: ${log.length} line(s), first: ${log[0]!.slice(0, 200)}`);

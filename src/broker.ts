@@ -31,6 +31,7 @@ import { COORDINATOR, gatewayName, shardName, type GatewayMsg, type ShardMsg } f
 import type { FromWorker, LinkSpec, ToWorker, WorkerInit } from './protocol/control.js';
 import { CoordinatorActor } from './coordinator/coordinator-actor.js';
 import { Metrics } from './admin/metrics.js';
+import { DECLARED_COUNTERS } from './admin/render-metrics.js';
 import { createLogger } from './log.js';
 import { startGatewayHost, type GatewayHost } from './gateway/gateway-host.js';
 import { startShardHost } from './session/shard-host.js';
@@ -39,11 +40,13 @@ import { findFreePort } from './transport/free-port.js';
 import { loadSecureContext, tlsEnabled } from './transport/tls-context.js';
 import { lockDataDir, openStore, storeDir } from './store/open.js';
 import { reshardIfNeeded } from './store/reshard.js';
+import { startCluster, type ClusterHandle } from './cluster/start.js';
 import type { ShardActor } from './session/shard-actor.js';
+import { createReadinessCell, setReadiness } from './runtime/readiness.js';
 
 export const VERSION = '0.1.0';
-/** Shards are a bitmask in the route table (31 bits of a JS int). */
-const MAX_SHARDS = 30;
+/** Shards are a bitmask in the route table and in held acks (bits 0..28; 29 and 30 are the cluster link and the coordinator). */
+const MAX_SHARDS = 29;
 
 export interface BrokerHandle {
   tcpPort?: number;
@@ -87,12 +90,14 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
   const system = new ActorSystem(MAIN, placementOf(topology));
   system.onActorError = (actor, err) => log.error({ err, actor }, 'actor failed on a message');
   const connCounter = new Int32Array(new SharedArrayBuffer(4));
+  const readiness = createReadinessCell();
   // The coordinator's store keeps the shard layout: a data dir written with another shard
   // count is redistributed before any shard opens its store.
   const unlock = config.store.durability === 'memory' ? () => {} : lockDataDir(config.dataDir);
   const coordinatorStore = openStore(config, 'coordinator');
   if (config.store.durability !== 'memory') await reshardIfNeeded(storeDir(config.dataDir), shardCount(topology), coordinatorStore, log);
   const metrics = new Metrics('main');
+  for (const series of DECLARED_COUNTERS) metrics.inc(series, 0);
   metrics.mailboxDepth = () => system.mailboxDepth();
   metrics.actorErrors = () => system.actorErrors;
   const coordinator = new CoordinatorActor(
@@ -116,6 +121,14 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
   const threads = new Map<string, ThreadRec>();
   const restarts = { gateway: 0, shard: 0 };
   let closing = false;
+  /** The node's cluster link (cluster.nats), once spawned. */
+  let cluster: ClusterHandle | undefined;
+  // /readyz (src/runtime/readiness.ts): ready once started, until a stop begins, and not
+  // while a crashed thread is being replaced.
+  let phase: 'starting' | 'running' | 'stopping' = 'starting';
+  let replacing = 0;
+  const updateReadiness = (): void =>
+    setReadiness(readiness, phase !== 'running' ? phase : replacing > 0 ? 'restarting' : 'ready');
   let listen: { tcpPort?: number; tcpFd?: number; wsPort?: number; tlsPort?: number; tlsFd?: number; wssPort?: number } = {};
   const localGateways: GatewayHost[] = [];
 
@@ -137,7 +150,7 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
   const spawn = (role: 'gateway' | 'shard', index: number, extra: Partial<WorkerInit> = {}): Promise<FromWorker> => {
     const name = role === 'gateway' ? gatewayThread(topology, index) : shardThread(topology, index);
     const links = linkThread(name);
-    const init: WorkerInit = { role, index, thread: name, config, topology, links, connCounter, ...extra };
+    const init: WorkerInit = { role, index, thread: name, config, topology, links, connCounter, readiness, ...extra };
     const entry = workerEntry(role);
     const worker = new Worker(entry.url, {
       argv: entry.argv,
@@ -191,12 +204,16 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
 
   const restartShard = async (index: number): Promise<void> => {
     restarts.shard++;
+    // Not ready until it is back (a restart that fails leaves the node not ready).
+    replacing++;
+    updateReadiness();
     coordinator.nodeCounters['thread_restarts_total{role="shard"}'] = restarts.shard;
     // At once: the gateways close the connections whose session lived there and stop
     // taking publishes that would go to it, until it is back (its sessions come back from
     // its store; a publish routed to a dead thread would be lost).
     // On the control channel, ahead of the new thread's links (see ToWorker 'tell').
     for (let g = 0; g < gatewayCount(topology); g++) tellOrdered(gatewayName(g), { t: 'shardDown', shard: index } satisfies GatewayMsg);
+    cluster?.shardDown(index);
     // The other shards send nothing more to it (shared subscriptions) until it is back.
     for (let s = 0; s < shardCount(topology); s++) if (s !== index) tellOrdered(shardName(s), { t: 'peerDown', shard: index } satisfies ShardMsg);
     await spawn('shard', index);
@@ -204,7 +221,10 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
     // ask for its routes, so the snapshot has their filters.
     await coordinator.resyncShared(index);
     tellGateways({ t: 'shardUp', shard: index });
+    cluster?.shardUp(index);
     coordinator.shardRestarted(index);
+    replacing--;
+    updateReadiness();
     log.info({ shard: index }, 'shard restarted');
   };
 
@@ -214,6 +234,8 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
     gatewayRestart = (async () => {
       restarts.gateway++;
       coordinator.nodeCounters['thread_restarts_total{role="gateway"}'] = restarts.gateway;
+      replacing++;
+      updateReadiness();
       const live = [...threads.values()].filter((r) => r.role === 'gateway');
       for (const r of live) r.stopping = true;
       // Stop the surviving gateways gracefully, not with terminate(): a thread torn down
@@ -223,6 +245,8 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
       for (let g = 0; g < gatewayCount(topology); g++)
         for (let s = 0; s < shardCount(topology); s++) system.ref<ShardMsg>(shardName(s)).tell({ t: 'gatewayDown', gw: g, before: firstConnId(restarts.gateway, g) });
       await startGateways(true);
+      replacing--;
+      updateReadiness();
       log.info('gateways restarted');
     })().finally(() => (gatewayRestart = null));
     return gatewayRestart;
@@ -242,20 +266,29 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
     await Promise.all(rest);
   };
 
+  // A node of a cluster reaches NATS before anything else starts: unreachable, it stops here.
+  const joining = config.cluster.nats !== null ? await startCluster(config, topology, system, metrics, log) : undefined;
   // Shards first, so gateways get their route snapshots before they accept anything.
   const localShards: ShardActor[] = [];
   if (topology.shardThreads === 0) localShards.push(startShardHost({ system, index: 0, config, topology, log }));
   else await Promise.all(Array.from({ length: topology.shardThreads }, (_, i) => spawn('shard', i)));
   // Shared subscription groups (memory only at their owners) rebuilt from the restored sessions.
   await coordinator.resyncShared(null);
+  // The cluster link asks the shards for their routes (subscribes on NATS) before the
+  // gateways open: a client's SUBACK then already covers the other nodes.
+  if (joining) cluster = joining.spawn();
   coordinator.createHolds();
   if (topology.gatewayThreads === 0) {
-    const host = await startGatewayHost({ system, index: 0, config, topology, connCounter, log });
+    const host = await startGatewayHost({ system, index: 0, config, topology, connCounter, readiness, log });
     localGateways.push(host);
     listen = { tcpPort: host.tcpPort, wsPort: host.wsPort, tlsPort: host.tlsPort, wssPort: host.wssPort };
   } else {
     await startGateways(false);
   }
+  // State restored (sessions by the shards, retained and IM state by the coordinator) and
+  // every configured listener open.
+  phase = 'running';
+  updateReadiness();
 
   /** One gateway thread's answer to reloadTls: undefined, or what went wrong. */
   const reloadThread = (rec: ThreadRec): Promise<string | undefined> =>
@@ -304,7 +337,13 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
       rec.worker.postMessage({ t: 'crash' } satisfies ToWorker);
     },
     async close() {
-      if (closing) return;
+      if (phase === 'stopping') return;
+      phase = 'stopping';
+      updateReadiness();
+      // /readyz answers 503 from now on; connected clients and new ones are still served
+      // for shutdownDrain seconds, so a load balancer polling /readyz moves traffic away
+      // before the listeners close. A thread that crashes meanwhile is still replaced.
+      if (config.shutdownDrain > 0) await new Promise((r) => setTimeout(r, config.shutdownDrain * 1000));
       closing = true;
       await gatewayRestart;
       // Gateways first (clients are told and flushed), then shards, then the coordinator.
@@ -313,6 +352,7 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
       await Promise.all(all.filter((r) => r.role === 'gateway').map(stopWorker));
       await Promise.all(all.filter((r) => r.role === 'shard').map(stopWorker));
       for (const sh of localShards) await sh.close();
+      await cluster?.close();
       await coordinator.close();
       unlock();
       metrics.close();

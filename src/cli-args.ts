@@ -8,7 +8,7 @@ import { closest, ConfigError, parseSettingText, type DeepPartial } from './conf
 import type { Config } from './config/schema.js';
 import { adminCommandLines } from './admin/admin-cli.js';
 
-export type Command = 'start' | 'passwd' | 'admin' | 'cert' | 'help' | 'version';
+export type Command = 'start' | 'passwd' | 'admin' | 'cert' | 'backup' | 'help' | 'version';
 
 export interface ParsedArgs {
   command: Command;
@@ -16,7 +16,7 @@ export interface ParsedArgs {
   configFile?: string;
   /** Config values given as flags; pass to loadConfig({ overrides }). */
   overrides: DeepPartial<Config>;
-  /** passwd, admin, cert: every argument after the command, untouched; help: the topic (e.g. ["passwd"]); otherwise arguments after "--". */
+  /** passwd, admin, cert, backup: every argument after the command, untouched; help: the topic (e.g. ["passwd"]); otherwise arguments after "--". */
   rest: string[];
 }
 
@@ -39,9 +39,11 @@ export const FLAGS: readonly ConfigFlag[] = [
   { flag: '--gateways', path: 'threads.gateways', value: 'N|auto', doc: 'I/O threads (0 = main thread)' },
   { flag: '--shards', path: 'threads.shards', value: 'N|auto', doc: 'session shard threads (0 = main thread)' },
   { flag: '--log-level', path: 'log.level', value: 'LEVEL', doc: 'trace|debug|info|warn|error|fatal|silent' },
+  { flag: '--cluster-nats', path: 'cluster.nats', value: 'URL', doc: 'join the cluster on this NATS server (docs/cluster.md)' },
+  { flag: '--node', path: 'cluster.node', value: 'NAME', doc: 'this node\'s name in the cluster' },
 ];
 
-const COMMANDS: readonly Command[] = ['start', 'passwd', 'admin', 'cert', 'help', 'version'];
+const COMMANDS: readonly Command[] = ['start', 'passwd', 'admin', 'cert', 'backup', 'help', 'version'];
 const HELP_FLAGS = ['--help', '-h'];
 const VERSION_FLAGS = ['--version', '-v', '-V'];
 const CONFIG_FLAGS = ['--config', '-c'];
@@ -57,6 +59,8 @@ export const USAGE = [
   '  admin COMMAND      manage a running broker over its admin HTTP API (see below)',
   '  cert [--out DIR] [--host NAME]... [--client NAME]...',
   '                     make a development CA and TLS certificates with openssl ("switchboard help cert")',
+  '  backup [--data-dir DIR] [--compact] OUT',
+  '                     copy the data directory consistently, broker running or not ("switchboard help backup")',
   '  help [COMMAND]     show this help',
   '  version            print the version',
   '',
@@ -112,9 +116,9 @@ export function parseArgs(argv: string[]): ParsedArgs {
       rest.push(arg);
       continue;
     }
-    if (command === 'admin' || command === 'cert') {
-      // admin and cert have their own flags (--url, --token, --out, ...) and their own
-      // help text, so even --help is passed through to them.
+    if (command === 'admin' || command === 'cert' || command === 'backup') {
+      // admin, cert and backup have their own flags (--url, --token, --out, ...) and their
+      // own help text, so even --help is passed through to them.
       rest.push(...argv.slice(i));
       break;
     }

@@ -4,6 +4,7 @@
  * `switchboard passwd FILE USER [PASSWORD]`
  * `switchboard admin COMMAND ...` (see src/admin/admin-cli.ts)
  * `switchboard cert [--out DIR] [--host NAME]... [--client NAME]...` (see src/transport/dev-cert.ts)
+ * `switchboard backup [--config FILE] [--data-dir DIR] [--compact] OUT` (see src/store/backup.ts)
  */
 import { mkdirSync } from 'node:fs';
 import { parseArgs, USAGE } from './cli-args.js';
@@ -13,6 +14,7 @@ import { addUser } from './auth/users-file.js';
 import { ADMIN_USAGE, runAdminCli } from './admin/admin-cli.js';
 import { describeDevCerts, generateDevCerts, parseCertArgs, USAGE_CERT } from './transport/dev-cert.js';
 import { createLogger } from './log.js';
+import { backupDataDir, parseBackupArgs, USAGE_BACKUP } from './store/backup.js';
 
 async function readPassword(): Promise<string> {
   if (process.stdin.isTTY) process.stderr.write('password: ');
@@ -25,7 +27,7 @@ async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   switch (args.command) {
     case 'help':
-      process.stdout.write(args.rest[0] === 'admin' ? ADMIN_USAGE : args.rest[0] === 'cert' ? USAGE_CERT : USAGE);
+      process.stdout.write(args.rest[0] === 'admin' ? ADMIN_USAGE : args.rest[0] === 'cert' ? USAGE_CERT : args.rest[0] === 'backup' ? USAGE_BACKUP : USAGE);
       return 0;
     case 'version':
       process.stdout.write(`switchboard ${VERSION}\n`);
@@ -36,8 +38,10 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write('usage: switchboard passwd FILE USER [PASSWORD]   (password from stdin when omitted)\n');
         return 2;
       }
+      // Both the scrypt hash (password logins) and the SCRAM-SHA-256 credentials (MQTT 5
+      // enhanced authentication), which cannot be derived from the hash (docs/authentication.md).
       await addUser(file, user, pw ?? (await readPassword()));
-      process.stdout.write(`user ${user} written to ${file}\n`);
+      process.stdout.write(`user ${user} written to ${file} (password hash and SCRAM-SHA-256 credentials)\n`);
       return 0;
     }
     case 'cert': {
@@ -47,6 +51,18 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       process.stdout.write(describeDevCerts(await generateDevCerts(options)));
+      return 0;
+    }
+    case 'backup': {
+      const o = parseBackupArgs(args.rest);
+      if (o.help) {
+        process.stdout.write(USAGE_BACKUP);
+        return 0;
+      }
+      const config = loadConfig({ file: o.configFile, env: process.env, overrides: o.dataDir !== undefined ? { dataDir: o.dataDir } : {} });
+      const r = await backupDataDir(config.dataDir, o.out!, { compact: o.compact });
+      for (const st of r.stores) process.stdout.write(`  store/${st.file}  ${st.bytes} bytes\n`);
+      process.stdout.write(`backup of ${config.dataDir} written to ${r.out}: ${r.stores.length} store file(s), ${r.files} other file(s)\n`);
       return 0;
     }
     case 'admin':
@@ -65,7 +81,12 @@ async function main(argv: string[]): Promise<number> {
       if (broker.tcpPort !== undefined) lines.push(`  MQTT over TCP        mqtt://${host}:${broker.tcpPort}`);
       if (broker.wsPort !== undefined) {
         lines.push(`  MQTT over WebSocket  ws://${host}:${broker.wsPort}${config.listeners.ws.path}`);
-        lines.push(`  metrics / health     http://${host}:${broker.wsPort}/metrics  /healthz`);
+        lines.push(`  metrics / health     http://${host}:${broker.wsPort}/metrics  /healthz  /readyz`);
+        if (config.web.enabled) {
+          // A browser cannot open the wildcard address, and only loopback counts as a secure context.
+          const page = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+          lines.push(`  web client           http://${page}:${broker.wsPort}/`);
+        }
       }
       if (broker.tlsPort !== undefined) lines.push(`  MQTT over TLS        mqtts://${host}:${broker.tlsPort}`);
       if (broker.wssPort !== undefined) lines.push(`  MQTT over WSS        wss://${host}:${broker.wssPort}${config.listeners.wss.path}  (and https://)`);
@@ -91,13 +112,14 @@ async function main(argv: string[]): Promise<number> {
         const stop = (sig: string) => {
           if (stopping) return;
           stopping = true;
-          log.info({ signal: sig }, 'stopping');
+          log.info({ signal: sig, drainSeconds: config.shutdownDrain }, 'stopping');
           // A stop that hangs (a stuck thread) must not keep a supervisor waiting forever:
-          // past shutdownTimeout the process exits anyway; what was committed is safe.
+          // past shutdownTimeout (counted after the shutdownDrain seconds during which the
+          // broker still serves) the process exits anyway; what was committed is safe.
           setTimeout(() => {
             log.error({ seconds: config.shutdownTimeout }, 'graceful stop took longer than shutdownTimeout; exiting');
             process.exit(1);
-          }, config.shutdownTimeout * 1000).unref();
+          }, (config.shutdownDrain + config.shutdownTimeout) * 1000).unref();
           broker.close().then(resolve, (err: unknown) => {
             log.error({ err }, 'error while stopping');
             resolve();
@@ -134,7 +156,7 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     const code = (err as { code?: string })?.code;
-    if (err instanceof ConfigError || code === 'USERS_FILE_INVALID' || code === 'DATA_DIR_IN_USE' || code === 'DEV_CERT_FAILED') {
+    if (err instanceof ConfigError || code === 'USERS_FILE_INVALID' || code === 'DATA_DIR_IN_USE' || code === 'DEV_CERT_FAILED' || code === 'BACKUP_FAILED' || code === 'BACKUP_USAGE') {
       process.stderr.write(`switchboard: ${(err as Error).message}\n`);
       process.exit(2);
     }

@@ -15,6 +15,7 @@ try {
     config: init.config,
     topology: init.topology,
     connCounter: init.connCounter,
+    readiness: init.readiness,
     generation: init.generation,
     log,
     tcpFd: init.tcpFd,

@@ -4,6 +4,7 @@
  *
  *   switchboard  node dist/src/cli.js start (compiled CLI, default topology), temp data dir
  *   switchboard-async, switchboard-memory   the same with store.durability async / memory
+ *   switchboard-hold   the same with limits.queueFullPolicy hold (flow control: fanin-slow)
  *   aedes        node bench/peers/aedes-server.js (aedes + net.createServer)
  *   mosquitto    /usr/sbin/mosquitto -c <temp config>, only if the binary exists (persistence
  *                false, or true with StartOptions.persistence)
@@ -20,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type BrokerName = 'switchboard' | 'switchboard-async' | 'switchboard-memory' | 'aedes' | 'mosquitto' | 'nats';
+export type BrokerName = 'switchboard' | 'switchboard-async' | 'switchboard-memory' | 'switchboard-hold' | 'aedes' | 'mosquitto' | 'nats';
 /** The brokers of a run unless --brokers says otherwise: one per product. */
 export const ALL_BROKERS: BrokerName[] = ['switchboard', 'aedes', 'mosquitto', 'nats'];
 /**
@@ -32,13 +33,16 @@ export const ALL_BROKERS: BrokerName[] = ['switchboard', 'aedes', 'mosquitto', '
 export const SWITCHBOARD_VARIANTS: Partial<Record<BrokerName, Record<string, string>>> = {
   'switchboard-async': { SWITCHBOARD_STORE__DURABILITY: 'async' },
   'switchboard-memory': { SWITCHBOARD_STORE__DURABILITY: 'memory' },
+  // Lossless flow control: a full queue holds the publisher's PUBACK instead of dropping.
+  'switchboard-hold': { SWITCHBOARD_LIMITS__QUEUE_FULL_POLICY: 'hold' },
 };
-export const KNOWN_BROKERS: BrokerName[] = [...ALL_BROKERS, 'switchboard-async', 'switchboard-memory'];
+export const KNOWN_BROKERS: BrokerName[] = [...ALL_BROKERS, 'switchboard-async', 'switchboard-memory', 'switchboard-hold'];
 export const isSwitchboard = (b: BrokerName): boolean => b === 'switchboard' || SWITCHBOARD_VARIANTS[b] !== undefined;
 export const BROKER_LABEL: Record<BrokerName, string> = {
   switchboard: 'Switchboard',
   'switchboard-async': 'Switchboard async',
   'switchboard-memory': 'Switchboard memory',
+  'switchboard-hold': 'Switchboard hold',
   aedes: 'Aedes',
   mosquitto: 'Mosquitto',
   nats: 'NATS',
@@ -70,6 +74,7 @@ export function brokerVersion(name: BrokerName): string {
       case 'switchboard':
       case 'switchboard-async':
       case 'switchboard-memory':
+      case 'switchboard-hold':
         return JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).version as string;
       case 'aedes':
         return JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules/aedes/package.json'), 'utf8')).version as string;
@@ -238,6 +243,23 @@ export interface BrokerHandle {
    * every `pollMs`. The handle then refers to the new process.
    */
   restart(o: { signal: 'SIGTERM' | 'SIGKILL'; graceMs?: number; pollMs?: number; readyTimeoutMs?: number }): Promise<RestartResult>;
+  /**
+   * Set when the broker is several processes (a Switchboard cluster, bench/lib/cluster.ts):
+   * host, port, pid and child above are node 0's.
+   */
+  cluster?: ClusterInfo;
+}
+
+/** The processes of a Switchboard cluster under test (bench/lib/cluster.ts). */
+export interface ClusterInfo {
+  /** The broker nodes, n0 first: each its own process, ports and data directory. */
+  nodes: Array<{ name: string; host: string; port: number; httpPort?: number; pid: number }>;
+  /** The nats-server that joins them. */
+  nats: { name: string; port: number; pid: number };
+  /** Extra arguments every node got (threads). */
+  nodeArgs: string[];
+  /** Every process of the cluster (nodes, then nats-server), for CPU and RSS sums. */
+  processes(): Array<{ name: string; pid: number }>;
 }
 
 export interface StartOptions {
@@ -251,6 +273,11 @@ export interface StartOptions {
   ws?: boolean;
   /** Mosquitto: `persistence true` (database in the broker's directory, autosave every MOSQUITTO_AUTOSAVE_S). */
   persistence?: boolean;
+  /**
+   * nats: a plain nats-server for a Switchboard cluster to meet on (no MQTT listener, no
+   * JetStream); `port` is then its client port.
+   */
+  natsBus?: boolean;
 }
 
 /** Mosquitto's autosave_interval with `persistence`: its default, written out so reports can name it. */
@@ -320,7 +347,8 @@ export async function startBroker(name: BrokerName, opts: StartOptions = {}): Pr
   switch (name) {
     case 'switchboard':
     case 'switchboard-async':
-    case 'switchboard-memory': {
+    case 'switchboard-memory':
+    case 'switchboard-hold': {
       const cli = path.join(REPO_ROOT, 'dist/src/cli.js');
       if (!existsSync(cli)) throw new Error(`${cli} missing: run "npx tsc -p tsconfig.json" first`);
       Object.assign(env, SWITCHBOARD_VARIANTS[name] ?? {});
@@ -359,6 +387,13 @@ export async function startBroker(name: BrokerName, opts: StartOptions = {}): Pr
     case 'nats': {
       if (!natsAvailable()) throw new Error(`${NATS_BIN} not found`);
       const conf = path.join(tmp, 'nats.conf');
+      if (opts.natsBus) {
+        // As test/helpers/nats.ts: max_payload above MQTT's default maximum packet size.
+        writeFileSync(conf, [`listen: ${host}:${port}`, 'server_name: bench-bus', 'max_payload: 8MB', ''].join('\n'));
+        cmd = NATS_BIN;
+        args = ['-c', conf];
+        break;
+      }
       const clientPort = await freePort(host);
       // The MQTT listener needs JetStream (sessions, QoS 1 and retained live in streams).
       writeFileSync(

@@ -3,7 +3,8 @@
  * connections (at most ~19k: the per-process descriptor limit here is 20000).
  *
  * Spawned with an IPC channel: `node --import tsx bench/lib/conn-worker.ts`. It connects
- * clients first..first+count-1 at a given rate, each subscribing to push/all (and
+ * clients first..first+count-1 at a given rate (to one broker port, or round-robin over
+ * the ports of a cluster's nodes), each subscribing to push/all (and
  * push/k100, push/k1000 for global indices < 100, < 1000), reports progress, then records
  * when each client receives each push (payload bytes 0-3 = push id, u32 LE) and reports
  * per push: how many targets got it, the first and last receipt time
@@ -24,6 +25,12 @@ export interface ConnectRequest {
   type: 'connect';
   host: string;
   port: number;
+  /**
+   * Several broker ports (the nodes of a cluster): client g connects to ports[g % length]
+   * (round-robin by global index, so the push/k100 and push/k1000 targets are spread
+   * too). Absent: every client connects to `port`.
+   */
+  ports?: number[];
   /** Global index of this worker's first client, and how many it holds. */
   first: number;
   count: number;
@@ -259,7 +266,7 @@ function runConnect(r: ConnectRequest): void {
     const g = r.first + i;
     const c = new MiniConn({
       host: r.host,
-      port: r.port,
+      port: r.ports?.length ? r.ports[g % r.ports.length]! : r.port,
       ...(r.sourceAddresses.length ? { localAddress: r.sourceAddresses[g % r.sourceAddresses.length]! } : {}),
       clientId: `${r.clientIdPrefix}${g}`,
       protocolVersion: r.protocolVersion,

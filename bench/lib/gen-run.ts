@@ -281,6 +281,9 @@ export async function runGenerator(b: BrokerHandle, o: GenRunOptions, progress: 
       qos0Dropped: r.qos0Dropped,
       connectMs: r.connectMs,
     };
+    // Whole run (warm-up, window, drain): what the publishers sent, got acknowledged, and
+    // what arrived (distinct); with QoS 1, acked - delivered = acknowledged and lost.
+    if (spec.kind === 'fanin' && spec.subscriberAckRate !== undefined) Object.assign(m.details, { published: r.published, acked: r.acked, delivered: r.uniqueReceived, ackedLost: Math.max(0, r.acked - r.uniqueReceived) });
     if (r.rateMissed !== undefined) m.details.rateMissed = r.rateMissed;
     // The generator is one thread: near a full core it, not the broker, may be the limit.
     if (r.genCpuWindow.ratio > 0.9) m.issues.push(`generator CPU ${pct(r.genCpuWindow.ratio)} of a core: the generator may have been the limit`);

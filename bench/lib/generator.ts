@@ -89,7 +89,7 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
   let unexpectedCloses = 0;
   // Persistent sessions (clean false, v5 expiry) for the subscribers, when asked for.
   const persistent = sc.kind !== 'fanout' && sc.sessionExpiry !== undefined ? { clean: false, sessionExpiry: sc.sessionExpiry } : {};
-  const make = (clientId: string, window: number, username?: string, session: { clean?: boolean; sessionExpiry?: number } = {}) => {
+  const make = (clientId: string, window: number, username?: string, session: { clean?: boolean; sessionExpiry?: number; ackRate?: number } = {}) => {
     const c = new LeanClient({ ...common, clientId, maxInflight: window, username, ...session });
     c.onUnexpectedClose = (info) => {
       unexpectedCloses++;
@@ -113,7 +113,7 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
     topics = [Buffer.from('bench/fanout')];
     sources = 1;
   } else if (sc.kind === 'fanin') {
-    const sub = make(`qb-${req.runId}-sub`, 100, undefined, persistent);
+    const sub = make(`qb-${req.runId}-sub`, 100, undefined, sc.subscriberAckRate !== undefined ? { ...persistent, ackRate: sc.subscriberAckRate } : persistent);
     subs = [{ client: sub, filter: 'bench/fanin/#' }];
     pubs = Array.from({ length: sc.publishers }, (_, i) => make(`qb-${req.runId}-pub${i}`, sc.window));
     topics = pubs.map((_, i) => Buffer.from(`bench/fanin/${i}`));

@@ -42,6 +42,11 @@ export interface LeanClientOptions {
   clean?: boolean;
   /** v5 Session Expiry Interval in seconds (sent when > 0; 3.1.1 has none). */
   sessionExpiry?: number;
+  /**
+   * A slow consumer: received QoS 1/2 PUBLISHes are acknowledged at most this many per
+   * second, in order (the broker's window towards it then fills); absent = at once.
+   */
+  ackRate?: number;
 }
 
 export interface CloseInfo {
@@ -148,8 +153,8 @@ type Pending = { resolve: (p: mqtt.Packet) => void; reject: (e: Error) => void }
 
 export class LeanClient {
   readonly clientId: string;
-  readonly opts: Required<Omit<LeanClientOptions, 'username' | 'wsPath' | 'localAddress' | 'sessionExpiry'>> &
-    Pick<LeanClientOptions, 'username' | 'wsPath' | 'localAddress' | 'sessionExpiry'>;
+  readonly opts: Required<Omit<LeanClientOptions, 'username' | 'wsPath' | 'localAddress' | 'sessionExpiry' | 'ackRate'>> &
+    Pick<LeanClientOptions, 'username' | 'wsPath' | 'localAddress' | 'sessionExpiry' | 'ackRate'>;
   readonly v5: boolean;
   socket: Duplex | undefined;
 
@@ -186,6 +191,11 @@ export class LeanClient {
   private readonly waiting = new Map<number, Pending>();
   private connackWaiter: Pending | undefined;
   private parser: mqtt.Parser;
+  /** ackRate: acknowledgements not sent yet ([first byte, packet id]), and the pacing timer. */
+  private ackBacklog: Array<[number, number]> = [];
+  private ackTimer: NodeJS.Timeout | undefined;
+  private ackBudget = 0;
+  private ackLast = 0;
 
   constructor(opts: LeanClientOptions) {
     this.opts = {
@@ -342,6 +352,9 @@ export class LeanClient {
         clearTimeout(timer);
         resolve();
       });
+      // A paced consumer (ackRate) acknowledges what it got before it goes: the broker would
+      // count those messages as undelivered when the session ends.
+      for (const [f, id] of this.ackBacklog.splice(0)) this.write(f === 0x40 ? encodePuback(id) : encodeAck(f, id));
       this.write(mqtt.generate({ cmd: 'disconnect' } as mqtt.IDisconnectPacket, { protocolVersion: this.opts.protocolVersion }));
       this.flush();
       s.end();
@@ -398,11 +411,11 @@ export class LeanClient {
         this.received++;
         if (p.qos === 1) {
           this.receivedQos1++;
-          this.write(encodePuback(p.messageId!));
+          this.ack(0x40, p.messageId!);
         } else if (p.qos === 2) {
           // Method "deliver on PUBLISH": PUBREC now, PUBCOMP when the PUBREL comes.
           this.receivedQos1++;
-          this.write(encodeAck(0x50, p.messageId!));
+          this.ack(0x50, p.messageId!);
         }
         this.onMessage?.(p.topic, p.payload as Buffer, p.qos);
         return;
@@ -455,7 +468,38 @@ export class LeanClient {
     }
   }
 
+  /** PUBACK (0x40) or PUBREC (0x50) for a received PUBLISH: now, or paced (ackRate). */
+  private ack(first: number, messageId: number): void {
+    const rate = this.opts.ackRate;
+    if (rate === undefined) {
+      this.write(first === 0x40 ? encodePuback(messageId) : encodeAck(first, messageId));
+      return;
+    }
+    this.ackBacklog.push([first, messageId]);
+    if (this.ackTimer) return;
+    this.ackLast = performance.now();
+    this.ackBudget = 0;
+    this.ackTimer = setInterval(() => {
+      const now = performance.now();
+      // At most 100 ms of credit: a late timer (a busy generator) does not lower the rate,
+      // and an idle consumer does not save up a long burst.
+      this.ackBudget = Math.min(this.ackBudget + ((now - this.ackLast) / 1000) * rate, Math.max(1, rate / 10));
+      this.ackLast = now;
+      while (this.ackBudget >= 1 && this.ackBacklog.length > 0) {
+        const [f, id] = this.ackBacklog.shift()!;
+        this.write(f === 0x40 ? encodePuback(id) : encodeAck(f, id));
+        this.ackBudget--;
+      }
+      if (this.ackBacklog.length === 0 || this.closed) {
+        clearInterval(this.ackTimer);
+        this.ackTimer = undefined;
+      }
+    }, 5);
+  }
+
   private handleClose(): void {
+    clearInterval(this.ackTimer);
+    this.ackTimer = undefined;
     this.closed = true;
     this.pending = [];
     this.pendingBytes = 0;

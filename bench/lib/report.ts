@@ -59,6 +59,8 @@ export interface BrokerSummary {
   issues: string[];
   /** Median of each detail over the measured rounds. */
   details: Record<string, number>;
+  /** A broker of several processes (a cluster): median per process and key over the measured rounds. */
+  breakdown?: Record<string, Record<string, number>>;
 }
 
 export interface CaseSummary {
@@ -154,6 +156,19 @@ export function summarize(input: BenchReportInput): CaseSummary[] {
         issues,
         details,
       };
+      const procs = [...new Set(ok.flatMap((r) => Object.keys(r.m.breakdown ?? {})))];
+      if (procs.length) {
+        bs.breakdown = {};
+        for (const proc of procs) {
+          const keys = [...new Set(ok.flatMap((r) => Object.keys(r.m.breakdown?.[proc] ?? {})))];
+          const row: Record<string, number> = {};
+          for (const k of keys) {
+            const v = median(ok.map((r) => r.m.breakdown?.[proc]?.[k]).filter((x): x is number => typeof x === 'number' && Number.isFinite(x)));
+            if (Number.isFinite(v)) row[k] = v;
+          }
+          bs.breakdown[proc] = row;
+        }
+      }
       if (!values.length) {
         const reasons = [...new Set(rs.map((r) => r.m.notMeasured).filter((x): x is string => !!x))];
         bs.notMeasured = reasons.length ? reasons.join('; ') : 'no valid measurement';
@@ -249,6 +264,30 @@ export function reproduceCommand(input: BenchReportInput): string {
   return `npm run bench -- ${args.map(q).join(' ')}`;
 }
 
+/**
+ * conns: Switchboard's numbers beside the paper's table 6 (PAPER_TABLE6), one row per C
+ * that either has. Empty when Switchboard did not run.
+ */
+export function paperTable(cases: CaseSummary[]): string[] {
+  const sb = (name: string) => cases.find((c) => c.caseName === name)?.byBroker.switchboard;
+  const counts = [...new Set(cases.map((c) => /^C=(\d+) /.exec(c.caseName)?.[1]).filter((x): x is string => !!x).map(Number))].sort((a, b) => a - b);
+  if (!counts.some((c) => sb(`C=${c} push all`))) return [];
+  const v = (s: BrokerSummary | undefined, key?: string) =>
+    !s ? '–' : s.notMeasured !== undefined ? '*not measured*' : formatNumber(key ? (s.details[key] ?? NaN) : s.median);
+  const L = ['', '**Beside the paper (table 6)**: paper = Dell R320, 8 cores at 2.5 GHz, one broker; ours = Switchboard on this machine (median over the rounds; `nodes` > 1: a cluster on this host). Times in s.', ''];
+  L.push('| C | nodes | paper 1-100 | ours 1-100 | paper 1-1000 | ours 1-1000 | paper all | ours all | paper CPU % | ours idle CPU % | ours CPU % during push all | RSS/conn KiB | connect rate conn/s |');
+  L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const c of counts) {
+    const p = PAPER_TABLE6.find((r) => r.connections === c);
+    const all = sb(`C=${c} push all`);
+    const nodes = all?.details['nodes'] ?? sb(`C=${c} connect rate`)?.details['nodes'];
+    L.push(
+      `| ${c.toLocaleString('en-US')} | ${nodes !== undefined ? formatNumber(nodes) : '–'} | ${p ? formatNumber(p.push100) : '–'} | ${v(sb(`C=${c} push 1-100`))} | ${p ? formatNumber(p.push1000) : '–'} | ${v(sb(`C=${c} push 1-1000`))} | ${p ? formatNumber(p.pushAll) : '–'} | ${v(all)} | ${p ? formatNumber(p.cpuPct) : '–'} | ${v(sb(`C=${c} idle CPU`))} | ${v(all, 'brokerCpuPct')} | ${v(sb(`C=${c} idle RSS/conn`))} | ${v(sb(`C=${c} connect rate`))} |`,
+    );
+  }
+  return L;
+}
+
 function durationText(startedAt: string, finishedAt: string): string {
   const s = (Date.parse(finishedAt) - Date.parse(startedAt)) / 1000;
   if (!Number.isFinite(s)) return '';
@@ -336,6 +375,27 @@ export function renderMarkdown(input: BenchReportInput, summaries: CaseSummary[]
       L.push('');
       L.push('(details: medians over the measured rounds)');
     }
+
+    // Brokers of several processes (a cluster): one cell per key, "n0 12 · n1 11 · nats-server 0.4".
+    const withBreakdown = cases.flatMap((c) => brokers.flatMap((b) => (c.byBroker[b]?.breakdown ? [[c, b, c.byBroker[b]!.breakdown!] as const] : [])));
+    if (withBreakdown.length) {
+      const bKeys = [...new Set(withBreakdown.flatMap(([, , bd]) => Object.values(bd).flatMap((row) => Object.keys(row))))];
+      L.push('');
+      L.push('Per process (cluster nodes n0, n1, ... and nats-server; the details above are their sums):');
+      L.push('');
+      const bh = ['Case', 'Broker', ...bKeys.map(detailLabel)];
+      L.push(`| ${bh.map(cell).join(' | ')} |`);
+      L.push(`|${bh.map(() => '---').join('|')}|`);
+      for (const [c, b, bd] of withBreakdown) {
+        const cells = bKeys.map((k) => {
+          const parts = Object.entries(bd).filter(([, row]) => k in row).map(([proc, row]) => `${proc} ${formatNumber(row[k]!)}`);
+          return parts.length ? parts.join(' · ') : '–';
+        });
+        L.push(`| ${[cell(c.caseName), label(b), ...cells].join(' | ')} |`);
+      }
+    }
+
+    if (name === 'conns') L.push(...paperTable(cases));
 
     const issueLines: string[] = [];
     for (const c of cases) {

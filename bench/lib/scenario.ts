@@ -42,6 +42,11 @@ export interface Measurement {
   series?: Record<string, Array<[number, number]>>;
   /** The case could not be measured on this broker/machine, and why (printed instead of a number). */
   notMeasured?: string;
+  /**
+   * A broker of several processes (a cluster): named numbers per process (`n0`, `n1`,
+   * ..., `nats-server`), e.g. its RSS or CPU, where `details` has the sums.
+   */
+  breakdown?: Record<string, Record<string, number>>;
 }
 
 export interface Progress {
@@ -69,6 +74,12 @@ export interface Scenario {
    * listener, Mosquitto with persistence).
    */
   brokerOptions?(o: BenchOptions): { switchboardArgs?: string[]; ws?: boolean; env?: Record<string, string>; persistence?: boolean };
+  /**
+   * Run this Switchboard broker as a cluster (bench/lib/cluster.ts): how many nodes, and
+   * their thread arguments; undefined or 0 nodes = one process (asked per variant; peers
+   * are never asked). The runner then hands run() a handle with `cluster` set.
+   */
+  cluster?(broker: BrokerName, o: BenchOptions): { nodes: number; nodeArgs: string[] } | undefined;
   run(broker: BrokerHandle, o: BenchOptions, progress: Progress): Promise<Record<string, Measurement>>;
   /**
    * Split one scenario into runs that each get a fresh broker (e.g. conns: one run per

@@ -16,6 +16,7 @@ export const SERIES_COLORS: Record<string, string> = {
   switchboard: '#1f77b4',
   'switchboard-async': '#6baed6',
   'switchboard-memory': '#b7d4ea',
+  'switchboard-hold': '#08519c',
   aedes: '#ff7f0e',
   mosquitto: '#2ca02c',
   nats: '#9467bd',

@@ -23,6 +23,8 @@ export interface FaninSpec {
   protocolVersion: ProtocolVersion;
   /** The subscriber keeps a persistent session (see PairsSpec.sessionExpiry); publishers stay clean. */
   sessionExpiry?: number;
+  /** A slow subscriber: it acknowledges at most this many messages per second (LeanClient ackRate). */
+  subscriberAckRate?: number;
 }
 
 /** One publisher, many subscribers of one topic: bursts of `messages`, deliveries counted per subscriber. */

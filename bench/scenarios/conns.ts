@@ -4,15 +4,20 @@
  * from one publish to its last receipt by 100, 1000 and all C subscribers.
  *
  * The connections live in conn-worker child processes (bench/lib/conn-worker.ts, at most
- * `per-process` each); the publisher is a separate connection in this process. How it works
- * and what is measured: bench/scenarios/conns.md.
+ * `per-process` each); the publisher is a separate connection in this process. One broker
+ * process holds at most ~19k connections here, so Switchboard runs larger C as a cluster
+ * (bench/lib/cluster.ts: nats-server + N nodes, the clients round-robin over the nodes,
+ * the publisher on node 0); peers stay single-process. How it works and what is measured:
+ * bench/scenarios/conns.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { addressesNeeded, portsPerAddress, sourceAddresses } from '../lib/addresses.js';
-import { allProcessCpu, BENCH_DIR, REPO_ROOT, trackChild, type BrokerHandle } from '../lib/brokers.js';
+import { allProcessCpu, BENCH_DIR, isSwitchboard, REPO_ROOT, trackChild, type BrokerHandle, type BrokerName } from '../lib/brokers.js';
+import { ONE_THREAD_ARGS } from '../lib/cluster.js';
 import type { ConnectRequest, FromWorker, PushGroup, PushReport, ToWorker, WorkerStats } from '../lib/conn-worker.js';
 import { epochNow, MiniConn, type MiniQoS } from '../lib/mini-conn.js';
 import { cpuDeltaMs, cpuNs, cpuNsOf, rssKiB } from '../lib/proc-fine.js';
@@ -32,6 +37,20 @@ export const PAPER_TABLE6: ReadonlyArray<{ connections: number; cpuPct: number; 
 /** What one broker process can hold here: the per-process descriptor limit is 20000. */
 export const SINGLE_PROCESS_MAX_CONNS = 19_000;
 export const NEEDS_CLUSTER = 'needs cluster (one broker process holds at most ~19k connections here)';
+/** Connections per Switchboard node of a cluster by default (--node-max-conns): 20,000 descriptors less a margin. */
+export const NODE_MAX_CONNS = 17_000;
+
+/**
+ * Why a peer's C > the single-process bound is not measured: the peers run as one process
+ * (only Switchboard is run as a cluster here).
+ */
+export const PEER_NEEDS_CLUSTER: Partial<Record<BrokerName, string>> = {
+  aedes:
+    'needs cluster: Aedes runs as one process here (~19k connections at most); several Aedes processes need a shared emitter and persistence (Redis or MongoDB), not set up here: not run',
+  mosquitto:
+    'needs cluster: Mosquitto is one process (~19k connections at most) and has no cluster; a bridge joins independent brokers (each bridged topic re-published over a client connection, no shared sessions), not comparable: not run',
+  nats: "needs cluster: NATS' MQTT listener runs as one process here (~19k connections at most); across processes it needs a NATS cluster with clustered JetStream, not set up here: not run",
+};
 
 const GROUPS: readonly PushGroup[] = ['k100', 'k1000', 'all'];
 const TOPIC: Record<PushGroup, string> = { k100: 'push/k100', k1000: 'push/k1000', all: 'push/all' };
@@ -55,6 +74,11 @@ export interface ConnsOptions {
   /** Source addresses; undefined = addressesNeeded(C + 1) per C. */
   addresses: number | undefined;
   brokerMaxConns: number;
+  /** Switchboard: cluster of this many nodes for every C ('auto': as many as nodeMaxConns needs, >= 2); undefined = only above brokerMaxConns. */
+  cluster: number | 'auto' | undefined;
+  nodeMaxConns: number;
+  /** Threads per cluster node: 1 (--gateways 0 --shards 0) or auto (the default topology). */
+  nodeThreads: '1' | 'auto';
   holdS: number;
   repeats: number;
   pushTimeoutS: number;
@@ -87,6 +111,12 @@ export function connsOptions(o: BenchOptions): ConnsOptions {
   if (perProcess > 19_000) throw new Error(`--per-process ${perProcess}: a process may hold at most 20000 descriptors here (use <= 19000)`);
   const addresses = o.extra['addresses'] === undefined ? undefined : posInt(o, 'addresses', 1);
   if (addresses !== undefined && addresses > 254) throw new Error('--addresses: at most 254 (127.0.0.1 .. 127.0.0.254)');
+  const clusterRaw = o.extra['cluster'];
+  const cluster = clusterRaw === undefined ? undefined : clusterRaw === 'auto' ? 'auto' : posInt(o, 'cluster', 1);
+  const nodeMaxConns = posInt(o, 'node-max-conns', NODE_MAX_CONNS);
+  if (nodeMaxConns > 19_000) throw new Error(`--node-max-conns ${nodeMaxConns}: a process may hold at most 20000 descriptors here (use <= 19000)`);
+  const nodeThreads = o.extra['node-threads'] ?? '1';
+  if (nodeThreads !== '1' && nodeThreads !== 'auto') throw new Error(`--node-threads: 1 or auto (got ${nodeThreads})`);
   return {
     counts,
     perProcess,
@@ -94,10 +124,30 @@ export function connsOptions(o: BenchOptions): ConnsOptions {
     concurrency: posInt(o, 'connect-concurrency', 500),
     addresses,
     brokerMaxConns: posInt(o, 'broker-max-conns', SINGLE_PROCESS_MAX_CONNS),
+    cluster,
+    nodeMaxConns,
+    nodeThreads,
     holdS: posNum(o, 'hold', o.quick ? 1 : 2),
     repeats: posInt(o, 'repeats', o.quick ? 1 : 3),
     pushTimeoutS: posNum(o, 'push-timeout', 30),
   };
+}
+
+/**
+ * The cluster Switchboard runs as for the largest C of these options (a variant has one),
+ * or undefined for one process: above brokerMaxConns, or with --cluster. Nodes: enough that
+ * none holds more than nodeMaxConns of the C clients + the publisher.
+ */
+export function clusterFor(broker: BrokerName, opts: ConnsOptions): { nodes: number; nodeArgs: string[] } | undefined {
+  if (!isSwitchboard(broker)) return undefined;
+  const c = Math.max(...opts.counts);
+  const needed = Math.ceil((c + 1) / opts.nodeMaxConns);
+  let nodes: number;
+  if (opts.cluster === undefined) {
+    if (c <= opts.brokerMaxConns) return undefined;
+    nodes = needed;
+  } else nodes = opts.cluster === 'auto' ? Math.max(2, needed) : opts.cluster;
+  return { nodes, nodeArgs: opts.nodeThreads === '1' ? ONE_THREAD_ARGS : [] };
 }
 
 // ---------------------------------------------------------------------------
@@ -106,6 +156,8 @@ export function connsOptions(o: BenchOptions): ConnsOptions {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+/** `{ [key]: v }` when v is defined, else `{}` (for optional fields under exactOptionalPropertyTypes-style code). */
+const optional = <K extends string, V>(key: K, v: V | undefined): { [k in K]?: V } => (v === undefined ? {} : ({ [key]: v } as { [k in K]?: V }));
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -129,15 +181,40 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   });
 }
 
-/** CPU used by processes other than `exclude` between two allProcessCpu() samples (ms). */
-function otherCpuMs(before: Map<number, number>, after: Map<number, number>, exclude: Set<number>): number {
-  let total = 0;
-  for (const [pid, ms] of after) {
-    if (exclude.has(pid)) continue;
-    const d = ms - (before.get(pid) ?? ms);
-    if (d > 0) total += d;
+/** Busy CPU time of the whole machine (ms, all cores): /proc/stat user+nice+system+irq+softirq+steal. */
+function machineBusyMs(): number {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = f;
+    return ((user + nice + system + irq + softirq + steal) * 1000) / 100;
+  } catch {
+    return NaN;
   }
-  return total;
+}
+
+/** CPU of every process (allProcessCpu) and of the whole machine, at one instant. */
+interface LoadSample {
+  procs: Map<number, number>;
+  machineMs: number;
+}
+const loadSample = (): LoadSample => ({ procs: allProcessCpu(), machineMs: machineBusyMs() });
+
+/**
+ * CPU used by processes other than `exclude` between two samples (ms): the larger of the
+ * processes alive at both samples and the machine's busy time less `exclude`'s, which
+ * also catches processes that started and ended in between (test runs, compilers).
+ */
+function otherCpuMs(before: LoadSample, after: LoadSample, exclude: Set<number>): number {
+  let listed = 0;
+  let ours = 0;
+  for (const [pid, ms] of after.procs) {
+    const d = ms - (before.procs.get(pid) ?? ms);
+    if (d <= 0) continue;
+    if (exclude.has(pid)) ours += d;
+    else listed += d;
+  }
+  const machine = after.machineMs - before.machineMs - ours;
+  return Number.isFinite(machine) ? Math.max(listed, machine) : listed;
 }
 
 function notMeasured(unit: string, higherIsBetter: boolean, why: string, issues: string[] = []): Measurement {
@@ -256,6 +333,8 @@ interface GroupResult {
   missing: number;
   duplicates: number;
   brokerMs: number;
+  /** The same per broker process (a cluster's nodes and nats-server). */
+  brokerEachMs: number[];
   genMs: number;
   genMaxMs: number;
   otherMs: number;
@@ -274,9 +353,18 @@ async function runCount(
   /** Counts measured before on this broker process (its RSS baseline includes what they left behind). */
   before: number[],
 ): Promise<Record<string, Measurement>> {
-  const label = `conns ${broker.name} C=${c}`;
+  // The broker's processes (a cluster: every node and nats-server; CPU and RSS are their sums)
+  // and the ports the clients spread over (round-robin by client index).
+  const procs = broker.cluster ? broker.cluster.processes() : [{ name: broker.name, pid: broker.pid }];
+  const brokerPids = procs.map((p) => p.pid);
+  const ports = broker.cluster ? broker.cluster.nodes.map((n) => n.port) : [broker.port];
+  const nNodes = ports.length;
+  const label = `conns ${broker.name}${nNodes > 1 ? ` (${nNodes} nodes)` : ''} C=${c}`;
   const nWorkers = Math.ceil(c / opts.perProcess);
-  const nAddresses = opts.addresses ?? addressesNeeded(c + 1);
+  // Unbound connect()s only need a unique 4-tuple, so each destination (node port) has the
+  // whole ephemeral range; bound ones (several source addresses) share it per address.
+  const perDestination = Math.ceil((c + 1) / nNodes);
+  const nAddresses = opts.addresses ?? (perDestination <= portsPerAddress() ? 1 : addressesNeeded(c + 1));
   const src = sourceAddresses(nAddresses);
   const version: 4 | 5 = o.protocolVersion === 5 && broker.name !== 'aedes' ? 5 : 4;
   const qos = o.qos as MiniQoS;
@@ -288,14 +376,25 @@ async function runCount(
   const brokerAlive = (phase: string) => {
     if (broker.exit) throw new Error(`broker exited during ${phase} (code ${broker.exit.code}, signal ${broker.exit.signal})`);
   };
-  if (c / nAddresses > portsPerAddress()) {
-    common.push(`${c} connections over ${nAddresses} source address(es) need more than the ${portsPerAddress()} ephemeral ports per address`);
+  if (nAddresses === 1 ? perDestination > portsPerAddress() : c / nAddresses > portsPerAddress()) {
+    common.push(`${c} connections over ${nAddresses} source address(es) and ${nNodes} broker port(s) need more than the ${portsPerAddress()} ephemeral ports per address`);
   }
+  const cpuOfBroker = () => cpuNsOf(brokerPids);
+  const cpuPerProcess = () => brokerPids.map((pid) => cpuNs(pid) ?? 0);
+  const rssPerProcess = () => brokerPids.map((pid) => rssKiB(pid) ?? NaN);
+  /** Per process of a cluster: { n0: { [key]: value } , ... }; undefined for one process. */
+  const breakdown = (key: string, values: number[]): Record<string, Record<string, number>> | undefined =>
+    nNodes > 1 || broker.cluster ? Object.fromEntries(procs.map((p, k) => [p.name, { [key]: values[k]! }])) : undefined;
+  const mergeBreakdown = (...bs: Array<Record<string, Record<string, number>> | undefined>) => {
+    const out: Record<string, Record<string, number>> = {};
+    for (const b of bs) for (const [k, v] of Object.entries(b ?? {})) out[k] = { ...(out[k] ?? {}), ...v };
+    return Object.keys(out).length ? out : undefined;
+  };
 
   try {
     workers.push(...(await Promise.all(Array.from({ length: nWorkers }, () => ConnWorker.start()))));
     const workerPids = workers.map((w) => w.pid);
-    const exclude = new Set([process.pid, broker.pid, broker.child.pid ?? -1, ...workerPids]);
+    const exclude = new Set([process.pid, ...brokerPids, broker.child.pid ?? -1, ...workerPids]);
 
     publisher = new MiniConn({
       host: broker.host,
@@ -308,7 +407,8 @@ async function runCount(
     await withTimeout(publisher.connect(), 10_000, 'publisher CONNECT');
     await sleep(500);
     brokerAlive('start');
-    const rssBefore = rssKiB(broker.pid) ?? NaN;
+    const rssBeforeEach = rssPerProcess();
+    const rssBefore = sum(rssBeforeEach);
 
     // --- Ramp: C connections over the workers, each worker 1/n of the rate.
     const counts = Array.from({ length: nWorkers }, (_, k) => Math.floor(c / nWorkers) + (k < c % nWorkers ? 1 : 0));
@@ -323,7 +423,7 @@ async function runCount(
       }),
     );
     const rampTimeoutMs = (opts.rate > 0 ? (c / opts.rate) * 2 : c / 200) * 1000 + 60_000;
-    const ramp0 = { broker: cpuNs(broker.pid), gen: cpuNsOf(workerPids), all: allProcessCpu(), t: performance.now() };
+    const ramp0 = { broker: cpuOfBroker(), each: cpuPerProcess(), gen: cpuNsOf(workerPids), all: loadSample(), t: performance.now() };
     const connected = await Promise.all(
       workers.map((w, k) => {
         const p = w.next('connected', () => true, rampTimeoutMs);
@@ -331,6 +431,7 @@ async function runCount(
           type: 'connect',
           host: broker.host,
           port: broker.port,
+          ...(nNodes > 1 ? { ports } : {}),
           first: firsts[k]!,
           count: counts[k]!,
           sourceAddresses: src,
@@ -347,9 +448,10 @@ async function runCount(
         return p;
       }),
     );
-    const rampBrokerMs = cpuDeltaMs(ramp0.broker, cpuNs(broker.pid));
+    const rampBrokerMs = cpuDeltaMs(ramp0.broker, cpuOfBroker());
+    const rampEachMs = cpuPerProcess().map((x, k) => Math.max(0, (x - ramp0.each[k]!) / 1e6));
     const rampGenMs = cpuDeltaMs(ramp0.gen, cpuNsOf(workerPids));
-    const rampOtherMs = otherCpuMs(ramp0.all, allProcessCpu(), exclude);
+    const rampOtherMs = otherCpuMs(ramp0.all, loadSample(), exclude);
     const rampWallMs = performance.now() - ramp0.t;
     for (const off of offs) off();
     progress.update(`${label}: connecting`, c, c);
@@ -364,21 +466,36 @@ async function runCount(
     const retries = sum(connected.map((m) => m.retries));
 
     // --- Idle hold.
-    const idle0 = { broker: cpuNs(broker.pid), gen: cpuNsOf(workerPids), all: allProcessCpu(), t: performance.now() };
+    const idle0 = { broker: cpuOfBroker(), each: cpuPerProcess(), gen: cpuNsOf(workerPids), all: loadSample(), t: performance.now() };
     await sleep(opts.holdS * 1000);
-    const idle1 = { broker: cpuNs(broker.pid), gen: cpuNsOf(workerPids), all: allProcessCpu(), t: performance.now() };
-    const rssAfter = rssKiB(broker.pid) ?? NaN;
+    const idle1 = { broker: cpuOfBroker(), each: cpuPerProcess(), gen: cpuNsOf(workerPids), all: loadSample(), t: performance.now() };
+    const rssAfterEach = rssPerProcess();
+    const rssAfter = sum(rssAfterEach);
     brokerAlive('the idle hold');
     const idleWall = idle1.t - idle0.t;
     const idleBrokerPct = (cpuDeltaMs(idle0.broker, idle1.broker) / idleWall) * 100;
     const idleGenPct = (cpuDeltaMs(idle0.gen, idle1.gen) / idleWall) * 100;
     const idleOtherPct = (otherCpuMs(idle0.all, idle1.all, exclude) / idleWall) * 100;
+    const idleEachPct = idle1.each.map((x, k) => (Math.max(0, x - idle0.each[k]!) / 1e6 / idleWall) * 100);
 
     // --- Pushes: k100, k1000, all; `repeats` rounds.
     const groups = Object.fromEntries(
       GROUPS.map((g) => [
         g,
-        { times: [], expected: [], missing: 0, duplicates: 0, brokerMs: 0, genMs: 0, genMaxMs: 0, otherMs: 0, wallMs: 0, lastDelays: [], publisherErrors: [] } as GroupResult,
+        {
+          times: [],
+          expected: [],
+          missing: 0,
+          duplicates: 0,
+          brokerMs: 0,
+          brokerEachMs: brokerPids.map(() => 0),
+          genMs: 0,
+          genMaxMs: 0,
+          otherMs: 0,
+          wallMs: 0,
+          lastDelays: [],
+          publisherErrors: [],
+        } as GroupResult,
       ]),
     ) as Record<PushGroup, GroupResult>;
     const payloadSize = Math.max(4, o.payloadSize);
@@ -411,7 +528,7 @@ async function runCount(
         const expected = sum(armed.map((m) => m.expected));
         const payload = Buffer.alloc(payloadSize, 0x78);
         payload.writeUInt32LE(id, 0);
-        const p0 = { broker: cpuNs(broker.pid), gen: workerPids.map((pid) => cpuNs(pid) ?? 0), all: allProcessCpu() };
+        const p0 = { broker: cpuOfBroker(), each: cpuPerProcess(), gen: workerPids.map((pid) => cpuNs(pid) ?? 0), all: loadSample() };
         const w0 = performance.now();
         const t0 = epochNow();
         const published = publisher.publish(TOPIC[g], payload, qos);
@@ -423,9 +540,10 @@ async function runCount(
           clearTimeout(deadline);
         }
         const wallMs = performance.now() - w0;
-        const p1 = { broker: cpuNs(broker.pid), gen: workerPids.map((pid) => cpuNs(pid) ?? 0), all: allProcessCpu() };
+        const p1 = { broker: cpuOfBroker(), each: cpuPerProcess(), gen: workerPids.map((pid) => cpuNs(pid) ?? 0), all: loadSample() };
         const genMs = p1.gen.map((x, k) => Math.max(0, (x - p0.gen[k]!) / 1e6));
         res.brokerMs += cpuDeltaMs(p0.broker, p1.broker);
+        p1.each.forEach((x, k) => (res.brokerEachMs[k]! += Math.max(0, (x - p0.each[k]!) / 1e6)));
         res.genMs += sum(genMs);
         res.genMaxMs += Math.max(...genMs);
         res.otherMs += otherCpuMs(p0.all, p1.all, exclude);
@@ -488,6 +606,7 @@ async function runCount(
         pushes: res.expected.length,
         complete: res.times.length,
         connections: subscribed,
+        nodes: nNodes,
       };
       if (res.times.length) {
         details['min'] = round(Math.min(...res.times), 4);
@@ -496,6 +615,8 @@ async function runCount(
       const m: Measurement = res.times.length
         ? { value: round(median(res.times), 4), unit: 's', higherIsBetter: false, details, issues }
         : { value: NaN, unit: 's', higherIsBetter: false, details, issues, notMeasured: `no push reached all its targets within ${opts.pushTimeoutS} s` };
+      const each = breakdown('cpuPct', res.brokerEachMs.map((ms) => round((ms / res.wallMs) * 100, 1)));
+      if (each) m.breakdown = each;
       if (res.lastDelays.length > 1) {
         // Share of the targets reached over time, last push: [seconds after the publish call, fraction].
         const d = res.lastDelays;
@@ -514,7 +635,14 @@ async function runCount(
       value: round((rssAfter - rssBefore) / subscribed, 2),
       unit: 'KiB',
       higherIsBetter: false,
-      details: { rssBeforeMiB: round(rssBefore / 1024, 1), rssAfterMiB: round(rssAfter / 1024, 1), connections: subscribed },
+      details: { rssBeforeMiB: round(rssBefore / 1024, 1), rssAfterMiB: round(rssAfter / 1024, 1), connections: subscribed, nodes: nNodes },
+      ...optional(
+        'breakdown',
+        mergeBreakdown(
+          breakdown('rssBeforeMiB', rssBeforeEach.map((k) => round(k / 1024, 1))),
+          breakdown('rssAfterMiB', rssAfterEach.map((k) => round(k / 1024, 1))),
+        ),
+      ),
       issues: [
         ...common,
         ...(before.length ? [`measured after C=${before.join(', ')} on the same broker process: the baseline includes the memory those left behind`] : []),
@@ -524,7 +652,15 @@ async function runCount(
       value: round(idleBrokerPct, 2),
       unit: '%',
       higherIsBetter: false,
-      details: { brokerCpuPctOfMachine: round(idleBrokerPct / ncpu, 2), genCpuPct: round(idleGenPct, 1), otherCpuPct: round(idleOtherPct, 1), holdS: opts.holdS, connections: subscribed },
+      details: {
+        brokerCpuPctOfMachine: round(idleBrokerPct / ncpu, 2),
+        genCpuPct: round(idleGenPct, 1),
+        otherCpuPct: round(idleOtherPct, 1),
+        holdS: opts.holdS,
+        connections: subscribed,
+        nodes: nNodes,
+      },
+      ...optional('breakdown', breakdown('cpuPct', idleEachPct.map((x) => round(x, 2)))),
       issues: [...common],
     };
     out[nRate] = {
@@ -542,7 +678,9 @@ async function runCount(
         otherCpuPct: round((rampOtherMs / rampWallMs) * 100, 1),
         workers: nWorkers,
         sourceAddresses: nAddresses,
+        nodes: nNodes,
       },
+      ...optional('breakdown', breakdown('cpuPct', rampEachMs.map((ms) => round((ms / rampWallMs) * 100, 1)))),
       issues: [...common, ...(retries ? [`${retries} connection attempt(s) retried`] : [])],
     };
     // Give the broker a moment to let go of the closed connections before the next count.
@@ -567,11 +705,18 @@ export const conns: Scenario = {
       `${opts.rate > 0 ? `${opts.rate} conn/s` : `${opts.concurrency} handshakes at a time`}; clean session, keepalive ${KEEPALIVE_S} s), ` +
       `each subscribed at QoS ${o.qos} to push/all, the first 100 / 1000 also to push/k100 / push/k1000. ` +
       `Broker RSS per connection and CPU over a ${opts.holdS} s idle hold; then one ${Math.max(4, o.payloadSize)} B publish to 100, 1000 and all C: ` +
-      `seconds from the publish call to the last receipt, median of ${opts.repeats}. C > ${opts.brokerMaxConns} is not run (one broker process holds ~19k connections here)` +
+      `seconds from the publish call to the last receipt, median of ${opts.repeats}. ` +
+      (opts.cluster === undefined
+        ? `One broker process holds ~19k connections here: for C > ${opts.brokerMaxConns} Switchboard runs as a cluster`
+        : `Switchboard runs as a cluster for every C (--cluster ${opts.cluster})`) +
+      ` (nats-server + ${opts.cluster === undefined || opts.cluster === 'auto' ? `ceil((C + 1) / ${opts.nodeMaxConns})` : opts.cluster} nodes of ` +
+      `${opts.nodeThreads === '1' ? 'one thread' : 'the default threads'} each on this host, clients round-robin over the nodes, the publisher on node 0; CPU and RSS summed over the processes); ` +
+      `the peers stay one process and are not run above ${opts.brokerMaxConns}` +
       (o.transport === 'ws' ? '. TCP only (even with --transport ws)' : '')
     );
   },
   supports: () => true,
+  cluster: (broker, o) => clusterFor(broker, connsOptions(o)),
   async run(broker, o, progress) {
     const opts = connsOptions(o);
     const out: Record<string, Measurement> = {};
@@ -579,8 +724,14 @@ export const conns: Scenario = {
     const measured: number[] = [];
     for (const c of opts.counts) {
       const names = caseNames(c);
-      if (c > opts.brokerMaxConns) {
-        for (const n of names) out[n] = notMeasured(...unitOf(n), NEEDS_CLUSTER);
+      const capacity = broker.cluster ? broker.cluster.nodes.length * opts.nodeMaxConns : opts.brokerMaxConns;
+      if (!broker.cluster && c > opts.brokerMaxConns) {
+        for (const n of names) out[n] = notMeasured(...unitOf(n), PEER_NEEDS_CLUSTER[broker.name] ?? NEEDS_CLUSTER);
+        continue;
+      }
+      if (broker.cluster && c + 1 > capacity) {
+        const why = `a cluster of ${broker.cluster.nodes.length} node(s) holds at most ${capacity} connections (--node-max-conns ${opts.nodeMaxConns})`;
+        for (const n of names) out[n] = notMeasured(...unitOf(n), why);
         continue;
       }
       if (brokerGone) {

@@ -32,11 +32,27 @@ const HELP: Record<string, string> = {
   messages_inflight: 'Outbound QoS 1/2 messages not yet acknowledged',
   packets_malformed_total: 'Connections closed for a malformed packet',
   protocol_errors_total: 'Connections closed for a protocol error, by reason',
-  auth_failures_total: 'CONNECTs refused for bad credentials or authorisation',
+  auth_failures_total: 'Logins refused: password logins unlabelled; enhanced authentication and re-authentication by reason (docs/authentication.md)',
   publish_denied_total: 'PUBLISH refused by the ACL',
   wills_published_total: 'Will messages published',
   connect_timeouts_total: 'Connections closed because CONNECT did not complete in time',
   keepalive_timeouts_total: 'Connections closed because keepalive expired',
+  publish_refused_total: 'PUBLISH refused for its properties or payload (MQTT 5), by reason',
+  publishers_throttled_total: 'Times a TCP publisher was paused because a session it publishes to had a full queue',
+  connections_deferred_total: 'Connections whose next packets waited for a restarting shard',
+  backpressure_pauses_total: 'Times a gateway stopped reading its sockets because a peer thread was behind',
+  admin_requests_total: 'Admin API requests, by HTTP status',
+  presubscriptions_total: 'IM pre-subscriptions made for sessions before their CONNACK',
+  im_payload_invalid_total: 'IM messages refused as malformed (0x99), by decode error',
+  im_sender_mismatch_total: 'IM messages refused because the Sender is not the logged-in user (0x87)',
+  im_sender_rewritten_total: 'IM messages whose Sender was set to the logged-in user (im.senderCheck rewrite)',
+  im_rule_messages_total: 'Copies of IM messages made by routing rules',
+  im_rule_actions_skipped_total: 'Routing rule actions skipped because their destination could not be made a valid topic',
+  im_rule_originals_withheld_total: 'Messages not delivered to their own topic because a move or drop rule matched',
+  files_uploaded_total: 'Files uploaded (POST /files)',
+  file_bytes_uploaded_total: 'Bytes of the files uploaded',
+  file_upload_refused_total: 'File uploads refused, by reason',
+  files_downloaded_total: 'File downloads (GET /files/...)',
   event_loop_delay_ms: 'Event loop delay per thread (since the previous scrape)',
   mailbox_depth: 'Actor messages waiting in the run queue of each thread',
   actor_errors_total: 'Actor messages that threw (logged as "actor failed on a message" and skipped)',
@@ -56,8 +72,31 @@ const HELP: Record<string, string> = {
   shared_redeliveries_total: 'Shared subscription messages given to another member (bounced, or given back unacknowledged)',
   shared_given_back_total: 'Unacknowledged shared subscription messages a member gave back when its connection or session ended',
   shared_join_timeouts_total: 'SUBACKs of shared subscriptions sent without the group owner\'s answer (10 s)',
-  acks_waiting_commit: 'PUBACK/PUBREC held until the store committed the message (durability sync)',
+  acks_waiting_commit: 'PUBACK/PUBREC held until the destinations answered: the store committed the message (durability sync/async), or it entered a full queue (limits.queueFullPolicy hold)',
+  messages_held_total: 'Messages parked beyond a full session queue while their publishers waited for the ack (limits.queueFullPolicy hold)',
+  messages_held: 'Messages parked beyond full session queues now, their publishers waiting for the ack (limits.queueFullPolicy hold)',
+  publishers_paused_held_acks_total: 'Times an MQTT 3.1.1 publisher was not read because limits.maxInflight of its acks were held',
 };
+
+/**
+ * Counters exported at 0 from the start, before anything counted them. A series that
+ * first appears at 1 has no earlier sample, so rate() and increase() miss its first
+ * increment, and an alert on increase(...) > 0 would not fire on the first store error
+ * (ops/prometheus-alerts.yml). The main thread's Metrics adds these at 0 (src/broker.ts).
+ */
+export const DECLARED_COUNTERS: readonly string[] = [
+  ...[0, 1, 2].flatMap((q) => [`messages_received_total{qos="${q}"}`, `messages_sent_total{qos="${q}"}`]),
+  'messages_dropped_total{reason="queue_full"}',
+  'messages_dropped_total{reason="slow_consumer"}',
+  'connections_rejected_total{reason="max_connections"}',
+  'auth_failures_total',
+  'packets_malformed_total',
+  'keepalive_timeouts_total',
+  'store_errors_total',
+  'thread_restarts_total{role="gateway"}',
+  'thread_restarts_total{role="shard"}',
+  'im_sender_mismatch_total',
+];
 
 function nameOf(series: string): string {
   const i = series.indexOf('{');

@@ -1,4 +1,9 @@
-// The users file: one `username:scrypt$N$r$p$salt$hash` entry per line.
+// The users file: one `username:scrypt$N$r$p$salt$hash` entry per line, optionally
+// followed by `:scram-sha-256$iterations$salt$StoredKey$ServerKey`, the user's SCRAM
+// credentials for MQTT 5 enhanced authentication (src/auth/enhanced/scram.ts). SCRAM
+// cannot use the scrypt hash (it needs keys derived from the password with PBKDF2), so
+// `switchboard passwd` writes both; a line without the field (written before it existed)
+// stays valid, and that user logs in with a password only (docs/authentication.md).
 // Blank lines and lines whose first non-blank character is `#` are ignored.
 //
 // Parsing is strict and reports the first problem with its line number:
@@ -14,6 +19,7 @@ import { chmod, readFile, rename, stat, unlink, writeFile } from 'node:fs/promis
 import { basename, dirname, join } from 'node:path';
 import { hashPassword, isPasswordHash } from './password.js';
 import type { PasswordInput } from './password.js';
+import { encodeScramCredentials, newScramCredentials, parseScramCredentials, DEFAULT_SCRAM_ITERATIONS, type ScramCredentials } from './enhanced/scram.js';
 
 export class UsersFileError extends Error {
   readonly code = 'USERS_FILE_INVALID' as const;
@@ -58,9 +64,14 @@ function splitLines(text: string): string[] {
   return body.split(/\r?\n/);
 }
 
-interface Entry {
-  username: string;
+/** One user of the file: the scrypt hash, and the SCRAM credentials when the line has them. */
+export interface UserEntry {
   hash: string;
+  scram?: ScramCredentials;
+}
+
+interface Entry extends UserEntry {
+  username: string;
 }
 
 function parseLine(line: string, lineNo: number, source: string): Entry {
@@ -69,7 +80,8 @@ function parseLine(line: string, lineNo: number, source: string): Entry {
     throw new UsersFileError(source, lineNo, "expected 'username:hash'");
   }
   const username = line.slice(0, colon);
-  const hash = line.slice(colon + 1).trimEnd();
+  // Neither field contains ':' (base64 and decimals), so a second one starts the SCRAM field.
+  const [hash = '', scramText, ...extra] = line.slice(colon + 1).trimEnd().split(':');
   const problem = usernameProblem(username);
   if (problem !== null) throw new UsersFileError(source, lineNo, problem);
   // Deliberately no echo of the hash itself: error messages end up in logs.
@@ -80,7 +92,16 @@ function parseLine(line: string, lineNo: number, source: string): Entry {
       `invalid password hash for user '${username}' (expected scrypt$N$r$p$salt$hash)`,
     );
   }
-  return { username, hash };
+  if (scramText === undefined) return { username, hash };
+  const scram = extra.length === 0 ? parseScramCredentials(scramText) : null;
+  if (scram === null) {
+    throw new UsersFileError(
+      source,
+      lineNo,
+      `invalid SCRAM credentials for user '${username}' (expected scram-sha-256$iterations$salt$StoredKey$ServerKey after the hash)`,
+    );
+  }
+  return { username, hash, scram };
 }
 
 /**
@@ -89,14 +110,19 @@ function parseLine(line: string, lineNo: number, source: string): Entry {
  * @throws UsersFileError for a malformed line or a duplicate user
  */
 export function parseUsersFile(text: string, source: string): Map<string, string> {
-  const users = new Map<string, string>();
+  return new Map([...parseUsersFileEntries(text, source)].map(([username, e]) => [username, e.hash]));
+}
+
+/** Like parseUsersFile, with each user's SCRAM credentials when the line has them. */
+export function parseUsersFileEntries(text: string, source: string): Map<string, UserEntry> {
+  const users = new Map<string, UserEntry>();
   const firstSeen = new Map<string, number>();
   const lines = splitLines(text);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i] as string;
     if (isIgnorable(line)) continue;
     const lineNo = i + 1;
-    const { username, hash } = parseLine(line, lineNo, source);
+    const { username, ...entry } = parseLine(line, lineNo, source);
     const previous = firstSeen.get(username);
     if (previous !== undefined) {
       // Last-wins or first-wins would both be a guess about intent.
@@ -107,7 +133,7 @@ export function parseUsersFile(text: string, source: string): Map<string, string
       );
     }
     firstSeen.set(username, lineNo);
-    users.set(username, hash);
+    users.set(username, entry);
   }
   return users;
 }
@@ -121,12 +147,18 @@ export async function loadUsersFile(path: string): Promise<Map<string, string>> 
   return parseUsersFile(text, path);
 }
 
+/** Reads a users file with its SCRAM credentials (see loadUsersFile for errors). */
+export async function loadUsersFileEntries(path: string): Promise<Map<string, UserEntry>> {
+  return parseUsersFileEntries(await readFile(path, 'utf8'), path);
+}
+
 function isNotFound(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'ENOENT';
 }
 
 /**
- * Creates or replaces `username`'s entry, keeping comments, blank lines
+ * Creates or replaces `username`'s entry (scrypt hash and SCRAM-SHA-256 credentials with
+ * `scramIterations`, default 4096), keeping comments, blank lines
  * and the order of other users intact. The file is created (mode 0600)
  * when missing. An existing file that does not parse is left untouched
  * and the UsersFileError is thrown: rewriting it could lose entries.
@@ -135,6 +167,7 @@ export async function addUser(
   path: string,
   username: string,
   password: PasswordInput,
+  scramIterations: number = DEFAULT_SCRAM_ITERATIONS,
 ): Promise<void> {
   const problem = usernameProblem(username);
   if (problem !== null) throw new UsersFileError(path, 0, problem);
@@ -149,7 +182,8 @@ export async function addUser(
   }
   parseUsersFile(text, path); // validate before touching anything
 
-  const entry = `${username}:${await hashPassword(password)}`;
+  const scram = encodeScramCredentials(newScramCredentials(password, scramIterations));
+  const entry = `${username}:${await hashPassword(password)}:${scram}`;
   const lines = text.length === 0 ? [] : splitLines(text);
   // splitLines turns a trailing newline into a final empty element.
   if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();

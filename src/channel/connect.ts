@@ -24,7 +24,7 @@ import { messageProblem } from './message-checks.js';
  * leaves it out if it would exceed the client's Maximum Packet Size [MQTT-3.2.2-19]), then
  * the close [MQTT-3.2.2-7].
  */
-function refuse(
+export function refuse(
   st: ChannelState,
   v5: number,
   v3: number,
@@ -108,6 +108,25 @@ export const handleConnect: Handler<IConnectPacket> = (st, p, env) => {
     const badWill = st.version === 5 ? messageProblem(p.will.properties, p.will.payload, mqtt.validatePayloadFormat) : null;
     if (badWill) return refuse(st, badWill.rc, CONNACK_V3.NOT_AUTHORIZED, `will_${badWill.why}`, `connections_rejected_total{reason="will_${badWill.why}"}`, `will: ${badWill.text}`);
   }
+  const method = st.version === 5 ? cp?.authenticationMethod : undefined;
+  if (method === undefined && cp?.authenticationData !== undefined) {
+    // Authentication Data without an Authentication Method (section 3.1.2.11.10).
+    const why = 'auth_data_without_method';
+    return refuse(st, RC.PROTOCOL_ERROR, CONNACK_V3.NOT_AUTHORIZED, why, `protocol_errors_total{reason="${why}"}`, 'Protocol Error: Authentication Data without an Authentication Method');
+  }
+  if (method !== undefined) {
+    // Enhanced authentication (section 4.12, src/channel/auth.ts). A method this server
+    // does not offer: CONNACK 0x8C, then the close [MQTT-4.12.0-1].
+    const offered = env.enhancedAuth?.methods;
+    if (!offered?.has(method)) {
+      const text = `Bad authentication method: not supported here${offered?.size ? ` (offered: ${[...offered].join(', ')})` : ''}`;
+      return refuse(st, RC.BAD_AUTHENTICATION_METHOD, CONNACK_V3.NOT_AUTHORIZED, 'bad_authentication_method', 'auth_failures_total{reason="bad_method"}', text);
+    }
+    st.phase = 'auth';
+    st.connect = p;
+    st.enhanced = { method, turn: 'server', reauth: false, steps: 0 };
+    return [{ e: 'authExchange', method, data: cp?.authenticationData, start: true }];
+  }
   st.phase = 'auth';
   st.connect = p;
   return [{ e: 'auth', username: p.username, password: p.password }];
@@ -159,6 +178,9 @@ export function afterAuth(st: ChannelState, result: AuthResult, env: ChannelEnv,
     st.expiryCapped = st.sessionExpiry !== asked;
     st.receiveMaximum = cp?.receiveMaximum ?? 65535;
     st.maxPacketSizeOut = cp?.maximumPacketSize ?? 268435455;
+    // Aliases we may send: none unless the client announced a maximum [MQTT-3.1.2-27],
+    // never above it [MQTT-3.1.2-26], within our own bound (mqtt.topicAliasMaximumOut).
+    st.topicAliasMaxOut = Math.min(cp?.topicAliasMaximum ?? 0, mqtt.topicAliasMaximumOut);
     // mqtt-packet reads these one-byte properties as booleans. Request Problem Information
     // defaults to 1, Request Response Information to 0 (sections 3.1.2.11.6/7).
     st.requestProblemInfo = cp?.requestProblemInformation !== false;

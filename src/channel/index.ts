@@ -5,6 +5,7 @@
 import type { Packet } from 'mqtt-packet';
 import { RC } from '../mqtt/reason-codes.js';
 import { handleConnect } from './connect.js';
+import { duringConnectExchange, handleAuth } from './auth.js';
 import { handleDisconnect } from './disconnect.js';
 import { handlePingreq } from './pingreq.js';
 import { handlePuback } from './puback.js';
@@ -18,6 +19,8 @@ import { propertyError } from './properties.js';
 export function handleIn(st: ChannelState, p: Packet, env: ChannelEnv): Effect[] {
   if (p.cmd === 'connect') return handleConnect(st, p, env);
   if (st.phase === 'new') return protocolError(st, RC.PROTOCOL_ERROR, 'packet_before_connect'); // [MQTT-3.1.0-1]
+  // An enhanced-authentication exchange before CONNACK: AUTH and DISCONNECT only [MQTT-3.1.2-30].
+  if (st.phase === 'auth' && st.enhanced) return duringConnectExchange(st, p, env);
   if (st.phase !== 'connected') {
     // Packets that arrive while the session opens wait in the gateway (see gateway-actor).
     return protocolError(st, RC.PROTOCOL_ERROR, 'packet_while_connecting');
@@ -43,13 +46,14 @@ export function handleIn(st: ChannelState, p: Packet, env: ChannelEnv): Effect[]
     case 'disconnect':
       return handleDisconnect(st, p, env);
     case 'auth':
-      // No enhanced authentication method is offered, so AUTH is unexpected [MQTT-4.12.0-1].
-      return protocolError(st, RC.PROTOCOL_ERROR, 'unexpected_auth');
+      // Re-authentication, or a Protocol Error without enhanced authentication (auth.ts).
+      return handleAuth(st, p, env);
     default:
       return protocolError(st, RC.PROTOCOL_ERROR, `unexpected_${p.cmd}`);
   }
 }
 
 export { afterAuth } from './connect.js';
+export { authStep, methodError, reauthExpired, type StepOutcome } from './auth.js';
 export { sessionReady, sessionRefused } from './session-ready.js';
 export * from './types.js';

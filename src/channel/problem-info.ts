@@ -25,6 +25,7 @@ const NAMES: Record<number, string> = {
   [RC.SERVER_UNAVAILABLE]: 'Server unavailable',
   [RC.SERVER_BUSY]: 'Server busy',
   [RC.SERVER_SHUTTING_DOWN]: 'Server shutting down',
+  [RC.BAD_AUTHENTICATION_METHOD]: 'Bad authentication method',
   [RC.KEEP_ALIVE_TIMEOUT]: 'Keep Alive timeout',
   [RC.SESSION_TAKEN_OVER]: 'Session taken over',
   [RC.TOPIC_FILTER_INVALID]: 'Topic Filter invalid',

@@ -27,6 +27,13 @@ export function sessionReady(st: ChannelState, sessionPresent: boolean, qos2In: 
     if (st.assignedClientId) packet.properties.assignedClientIdentifier = st.clientId; // [MQTT-3.2.2-16]
     if (st.serverKeepAlive !== undefined) packet.properties.serverKeepAlive = st.serverKeepAlive;
     if (st.expiryCapped) packet.properties.sessionExpiryInterval = st.sessionExpiry;
+    if (st.enhanced) {
+      // Enhanced authentication: the CONNECT's method, and the method's final data (e.g.
+      // the SCRAM server-final-message) [MQTT-4.12.0-5]; never without one [MQTT-4.12.0-6].
+      packet.properties.authenticationMethod = st.enhanced.method;
+      if (st.enhanced.finalData !== undefined) packet.properties.authenticationData = st.enhanced.finalData;
+      st.enhanced.finalData = undefined;
+    }
     if (st.requestResponseInfo && mqtt.responseInformation !== null) {
       // Only to a client that asked (Request Response Information 1) [MQTT-3.1.2-28], and not
       // if it would make the CONNACK exceed the client's Maximum Packet Size (section 3.2.2.3.15).

@@ -38,6 +38,13 @@ export interface ChannelState {
    * [MQTT-3.3.2-7].
    */
   topicAliases?: Map<number, string>;
+  /**
+   * v5 outbound Topic Aliases: the most this connection may be sent, min(the client's
+   * CONNECT Topic Alias Maximum, mqtt.topicAliasMaximumOut); 0 (3.1.1, absent or 0 from
+   * the client, or off) = none [MQTT-3.1.2-26][MQTT-3.1.2-27]. The topic -> alias map is
+   * the gateway's, per connection (src/gateway/topic-aliases-out.ts).
+   */
+  topicAliasMaxOut: number;
   /** v5 Request Problem Information (default 1): 0 = no Reason String on acks [MQTT-3.1.2-29]. */
   requestProblemInfo: boolean;
   /** v5 Request Response Information = 1: CONNACK may carry Response Information [MQTT-3.1.2-28]. */
@@ -53,6 +60,26 @@ export interface ChannelState {
   connect?: IConnectPacket;
   /** IM identity: the authenticated uid, its namespace and groups (absent: not an IM user). */
   im?: ImUser;
+  /** v5 enhanced authentication (auth.ts): set when the CONNECT named an Authentication Method. */
+  enhanced?: EnhancedAuthState;
+}
+
+/** An enhanced-authentication connection (MQTT 5.0 section 4.12; src/channel/auth.ts). */
+export interface EnhancedAuthState {
+  /** The CONNECT's Authentication Method: every AUTH, both ways, and the CONNACK carry it [MQTT-4.12.0-5]. */
+  readonly method: string;
+  /**
+   * Whose move it is in the exchange under way: 'client' (the server sent AUTH 0x18 and
+   * waits for the client's), 'server' (the method works on the client's data); absent: no
+   * exchange (connected; the client may start a re-authentication with AUTH 0x19).
+   */
+  turn?: 'client' | 'server';
+  /** The exchange under way is a re-authentication of a live connection [MQTT-4.12.1-1]. */
+  reauth: boolean;
+  /** AUTH 0x18 challenges sent in this exchange (bounded: auth.enhanced.maxSteps). */
+  steps: number;
+  /** The last step's server data, for the CONNACK of a successful CONNECT exchange. */
+  finalData?: Buffer;
 }
 
 export interface AclView {
@@ -90,9 +117,10 @@ export interface ChannelEnv {
   shardOf(clientId: string): number;
   newClientId(): string;
   /**
-   * Durability `sync`: the gateway sends a publish's PUBACK/PUBREC only once every
-   * destination committed it, so an inbound QoS 2 id is remembered at that point (the
-   * gateway does it), not when the PUBLISH arrives.
+   * Durability `sync`/`async` or limits.queueFullPolicy `hold`: the gateway sends a
+   * publish's PUBACK/PUBREC only once every destination answered (committed it; with hold,
+   * queued it), so an inbound QoS 2 id is remembered at that point (the gateway does it),
+   * not when the PUBLISH arrives.
    */
   holdAcks?: boolean;
   /**
@@ -102,6 +130,11 @@ export interface ChannelEnv {
   sharedSubscriptions?: boolean;
   /** The `mqtt` config section (MQTT 5 capabilities); absent: its defaults. */
   mqtt?: MqttConfig;
+  /**
+   * Enhanced authentication (auth.enhanced): the Authentication Methods offered, and the
+   * most AUTH 0x18 challenges of one exchange. Absent: none offered (every method is 0x8C).
+   */
+  enhancedAuth?: { methods: ReadonlySet<string>; maxSteps: number };
 }
 
 /** The MQTT 5 capabilities in force (config `mqtt`). */
@@ -121,6 +154,14 @@ export type Effect =
   | { e: 'released'; packetId: number }
   | { e: 'log'; msg: string; data: Record<string, unknown> }
   | { e: 'auth'; username?: string; password?: Buffer }
+  /**
+   * Enhanced authentication: the gateway hands `data` to the exchange of `method`, a new
+   * one (`start`: the CONNECT's or an AUTH 0x19's data) or the one under way (an AUTH
+   * 0x18's data), and gives the method's answer to authStep (auth.ts).
+   */
+  | { e: 'authExchange'; method: string; data?: Buffer; start: boolean }
+  /** A CONNECT exchange succeeded as `user`: the gateway resolves the IM identity, then afterAuth. */
+  | { e: 'identified'; user: string }
   /**
    * Close the connection; for v5 a DISCONNECT with `reason` is sent first when given,
    * with `text` (else `why`) as its Reason String.
@@ -148,6 +189,7 @@ export function newChannelState(connId: number): ChannelState {
     sessionExpiry: 0,
     expiryCapped: false,
     maxPacketSizeOut: 268435455,
+    topicAliasMaxOut: 0,
     receiveMaximum: 65535,
     requestProblemInfo: true,
     requestResponseInfo: false,

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { parseRule, RuleError } from '../im/rules.js';
 import { DirectoryError, parseDirectoryEntry, parseTemplate } from '../im/presub.js';
+import { parseAuthMethodConfig } from '../auth/enhanced/registry.js';
 import {
   ACL_ACTIONS,
   ACL_PERMISSIONS,
@@ -172,6 +173,8 @@ function checkListItem(item: ListItem, value: unknown): unknown {
       return parseRule(value);
     case 'directoryEntry':
       return parseDirectoryEntry(value);
+    case 'authMethod':
+      return parseAuthMethodConfig(value);
   }
 }
 
@@ -181,9 +184,11 @@ function checkList(spec: ListField, value: unknown, path: string, source?: strin
   return value.map((v: unknown, i) => {
     const item = checkItem(spec, v, path, i, source);
     // Rules and directory entries are addressed by id / uid (admin API): one each.
-    const id = spec.item === 'routingRule' ? (item as { id: string }).id : spec.item === 'directoryEntry' ? (item as { uid: string }).uid : undefined;
+    // Authentication methods by name (what clients send): one module each.
+    const keyName = spec.item === 'routingRule' ? 'id' : spec.item === 'directoryEntry' ? 'uid' : spec.item === 'authMethod' ? 'name' : undefined;
+    const id = keyName === undefined ? undefined : (item as Record<string, string>)[keyName];
     if (id !== undefined) {
-      if (ids.has(id)) throw fail(`${path}[${i}]`, `"${path}[${i}]" repeats the ${spec.item === 'routingRule' ? 'id' : 'uid'} "${id}"`, source);
+      if (ids.has(id)) throw fail(`${path}[${i}]`, `"${path}[${i}]" repeats the ${keyName} "${id}"`, source);
       ids.add(id);
     }
     return item;

@@ -8,6 +8,7 @@
 import { availableParallelism } from 'node:os';
 import type { RoutingRule } from '../im/rules.js';
 import type { DirectoryEntry } from '../im/presub.js';
+import type { AuthMethodConfig } from '../auth/enhanced/registry.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -99,7 +100,14 @@ export interface LimitsConfig {
   readonly maxSessions: number;
   readonly maxAnonymousSessions: number;
   readonly maxAnonymousSessionExpiry: number;
+  readonly queueFullPolicy: QueueFullPolicy;
+  readonly maxHeldPerSession: number;
+  readonly maxAckHoldSeconds: number;
 }
+
+/** What a full session queue does to a client's QoS 1/2 message (src/session/held-publishes.ts). */
+export const QUEUE_FULL_POLICIES = ['drop', 'hold'] as const;
+export type QueueFullPolicy = (typeof QUEUE_FULL_POLICIES)[number];
 
 /**
  * MQTT 5 capabilities announced in CONNACK and enforced by the channel handlers
@@ -107,6 +115,7 @@ export interface LimitsConfig {
  */
 export interface MqttConfig {
   readonly topicAliasMaximum: number;
+  readonly topicAliasMaximumOut: number;
   readonly maximumQoS: number;
   readonly retainAvailable: boolean;
   readonly wildcardSubscriptionAvailable: boolean;
@@ -126,10 +135,19 @@ export interface JwtAuthConfig {
   readonly audience: string | null;
 }
 
+/** MQTT 5 enhanced authentication (AUTH packets; docs/authentication.md). */
+export interface EnhancedAuthConfig {
+  readonly scram: boolean;
+  readonly methods: readonly AuthMethodConfig[];
+  readonly maxSteps: number;
+  readonly reauthTimeout: number;
+}
+
 export interface AuthConfig {
   readonly allowAnonymous: boolean;
   readonly usersFile: string | null;
   readonly jwt: JwtAuthConfig;
+  readonly enhanced: EnhancedAuthConfig;
   readonly aclDefault: AclAction;
   readonly acl: readonly AclRule[];
 }
@@ -184,6 +202,22 @@ export interface AdminConfig {
   readonly token: string | null;
 }
 
+/** The browser IM client served at `/` (src/web/routes.ts, docs/web-client.md). */
+export interface WebConfig {
+  readonly enabled: boolean;
+  readonly dir: string | null;
+}
+
+/** Several broker processes as one (docs/cluster.md); `nats` null = a single node. */
+export interface ClusterConfig {
+  readonly nats: string | null;
+  readonly node: string | null;
+  readonly subjectPrefix: string;
+  readonly connectTimeout: number;
+  readonly reconnectWait: number;
+  readonly flushTimeout: number;
+}
+
 export interface LogConfig {
   readonly level: LogLevel;
 }
@@ -197,6 +231,7 @@ export interface Config {
   readonly dataDir: string;
   readonly store: StoreConfig;
   readonly shutdownTimeout: number;
+  readonly shutdownDrain: number;
   readonly listeners: ListenersConfig;
   readonly tls: TlsConfig;
   readonly threads: ThreadsConfig;
@@ -205,7 +240,9 @@ export interface Config {
   readonly auth: AuthConfig;
   readonly im: ImConfig;
   readonly sharedSubscriptions: SharedSubscriptionsConfig;
+  readonly cluster: ClusterConfig;
   readonly admin: AdminConfig;
+  readonly web: WebConfig;
   readonly log: LogConfig;
 }
 
@@ -262,7 +299,7 @@ export interface AclRulesField extends FieldBase {
 }
 
 /** What the items of a list setting are; each kind has its own validator in load.ts. */
-export type ListItem = 'username' | 'origin' | 'topicTemplate' | 'routingRule' | 'directoryEntry';
+export type ListItem = 'username' | 'origin' | 'topicTemplate' | 'routingRule' | 'directoryEntry' | 'authMethod';
 
 export interface ListField extends FieldBase {
   readonly kind: 'list';
@@ -318,6 +355,7 @@ export const SCHEMA: SchemaOf<Config> = {
     evictOfflineAfter: int(60, 0, INT32_MAX, 'Seconds an offline persistent session keeps its messages in memory; then they live only in the store until its client reconnects (sync and async; with memory they stay in memory).'),
   },
   shutdownTimeout: int(10, 1, 3600, 'Seconds a graceful stop (SIGTERM/SIGINT) may take: clients are told (v5 DISCONNECT 0x8B), stores flushed; then the process exits anyway.'),
+  shutdownDrain: int(0, 0, 3600, 'Seconds a graceful stop first keeps serving with /readyz answering 503, so a load balancer that polls /readyz sends new connections elsewhere before the listeners close (0 = close at once). shutdownTimeout counts after it.'),
   listeners: {
     tcp: {
       enabled: bool(true, 'Accept plain MQTT over TCP.'),
@@ -380,11 +418,24 @@ export const SCHEMA: SchemaOf<Config> = {
     // clients that never come back can leave behind.
     maxAnonymousSessions: int(100_000, 0, INT32_MAX, 'Persistent sessions (expiry > 0) of clients without a username, per node (split over the shards); a new one beyond it is refused (v5 0x97, 3.1.1 0x03).'),
     maxAnonymousSessionExpiry: int(86_400, 0, 4_294_967_295, 'Seconds; caps the session expiry of clients without a username (v5 CONNACK reports the capped value).'),
+    queueFullPolicy: enumOf(
+      QUEUE_FULL_POLICIES,
+      'drop',
+      'A client\'s QoS 1/2 message for a session whose queue (maxQueuedMessages) is full. drop: dropped and counted (queue_full), the publisher acknowledged and paused for 20 ms. hold: parked beyond the queue and the publisher\'s PUBACK/PUBREC held until it entered the queue (with any store.durability), so every message acknowledged is delivered; the publisher slows to the subscriber\'s pace (v5: within Receive Maximum; 3.1.1: not read while maxInflight acks are held), bounded by maxHeldPerSession and maxAckHoldSeconds.',
+    ),
+    // Memory: a parked message is a reference to a body shared by its copies, plus a few words.
+    maxHeldPerSession: int(1000, 0, INT32_MAX, 'queueFullPolicy hold: messages one session may have parked beyond its full queue; one more is dropped (queue_full) as with drop. Lossless while the unacknowledged windows of the publishers to the session add up to at most this (v5 publishers: at most maxInflight each).'),
+    // A subscriber that never reads must not stop its publishers for ever.
+    maxAckHoldSeconds: int(30, 1, 3600, 'queueFullPolicy hold: the longest a message stays parked; then it is dropped (messages_dropped_total{reason="hold_timeout"}) and its publisher gets the ack.'),
   },
   mqtt: {
     // Two-byte property. Each alias holds a topic of up to limits.maxTopicLength bytes, so
     // this bounds the memory one connection can pin with aliases.
     topicAliasMaximum: int(16, 0, 65_535, 'MQTT 5 Topic Alias Maximum announced in CONNACK: the highest Topic Alias a client may use; each connection keeps at most this many topics. 0 = no topic aliases (an alias is then DISCONNECT 0x94).'),
+    // The other direction: the gateway keeps topic -> alias per connection (least recently
+    // used replaced when full), so this too bounds what one connection holds. Costs a map
+    // lookup per PUBLISH to such clients, and their own encoding in a QoS 0 fan-out.
+    topicAliasMaximumOut: int(16, 0, 65_535, 'Most Topic Aliases the broker uses towards one MQTT 5 connection: min(this, the Topic Alias Maximum of the client\'s CONNECT; none when the client sent none). The first PUBLISH of a topic carries the topic and an alias, later ones the alias alone; when all are taken the least recently used topic\'s alias is reused. Topics under 6 characters get no alias. 0 = never send topic aliases.'),
     maximumQoS: int(2, 0, 2, 'Highest QoS a client may publish with (announced as MQTT 5 Maximum QoS when below 2): a PUBLISH above it is DISCONNECT 0x9B (3.1.1: closed), a will above it CONNACK 0x9B (3.1.1: 0x05); SUBSCRIBE is granted at most this QoS.'),
     validatePayloadFormat: bool(true, 'Check that a v5 PUBLISH or will with Payload Format Indicator 1 carries valid UTF-8; if not, PUBACK/PUBREC 0x99 (QoS 0: DISCONNECT 0x99; will: CONNACK 0x99). false = pass any payload on.'),
     retainAvailable: bool(true, 'Accept retained PUBLISHes and wills (MQTT 5 Retain Available). false: a retained PUBLISH is DISCONNECT 0x9A (3.1.1: closed), a retained will CONNACK 0x9A (3.1.1: 0x05).'),
@@ -411,13 +462,21 @@ export const SCHEMA: SchemaOf<Config> = {
   },
   auth: {
     allowAnonymous: bool(true, 'Accept clients that send no username.'),
-    usersFile: { kind: 'string', nullable: true, default: null, doc: 'Path to a users file (username:scrypt-hash lines); null = no users file.' },
+    usersFile: { kind: 'string', nullable: true, default: null, doc: 'Path to a users file: username:scrypt-hash lines, optionally with :SCRAM-SHA-256 credentials (written by `switchboard passwd`; docs/authentication.md); null = no users file.' },
     jwt: {
       secret: nullableStr('HS256 secret for JWT bearer tokens sent as the MQTT password (or HTTP Bearer); the token\'s `sub` is the uid. null = no HS256.'),
       publicKeyFile: nullableStr('PEM (SPKI) public key file for RS256 JWTs; null = none.'),
       jwksFile: nullableStr('JWKS (JSON) file with RS256 public keys; null = none.'),
       issuer: nullableStr('Required `iss` claim of JWTs; null = not checked.'),
       audience: nullableStr('Required `aud` claim of JWTs; null = not checked.'),
+    },
+    enhanced: {
+      scram: bool(true, 'MQTT 5 enhanced authentication: offer SCRAM-SHA-256 (Authentication Method "SCRAM-SHA-256") to the users of auth.usersFile whose line has SCRAM credentials (written by `switchboard passwd`). Without a users file it is not offered.'),
+      methods: list<AuthMethodConfig>('authMethod', [], 'Further enhanced authentication methods: { name, module, options? }; `module` is an ES module (path relative to the working directory, or a package) whose default export makes the method from `options` (docs/authentication.md). Loaded by every gateway thread at start.'),
+      // Each step is a round trip the client drives; a method that never concludes must not
+      // hold a connection (or a re-authentication) open for ever.
+      maxSteps: int(10, 1, 100, 'Most AUTH 0x18 challenges the server sends in one enhanced authentication exchange; one more fails it (CONNACK or DISCONNECT 0x87).'),
+      reauthTimeout: int(30, 1, 3600, 'Seconds a re-authentication (client AUTH 0x19) may take to conclude; then DISCONNECT 0x87. The CONNECT exchange is bounded by limits.connectTimeout.'),
     },
     aclDefault: enumOf(ACL_ACTIONS, 'allow', 'What happens when no ACL rule matches.'),
     acl: { kind: 'aclRules', default: [], doc: 'ACL rules: { action: allow|deny, permission: publish|subscribe|all, topic, username?, clientId? }.' },
@@ -453,8 +512,27 @@ export const SCHEMA: SchemaOf<Config> = {
       'Which member of a group gets a message (online members first): round_robin in turn; random; sticky the same member while it stays online; hash of the publisher\'s client id (the topic for broker-made messages), so one publisher\'s messages go to one member while the online members do not change.',
     ),
   },
+  cluster: {
+    nats: nullableStr('NATS server URL(s), comma-separated (e.g. "nats://127.0.0.1:4222"): this node joins the cluster of every broker using the same NATS and subjectPrefix (docs/cluster.md). null = a single node, no NATS.'),
+    node: {
+      kind: 'string',
+      nullable: true,
+      default: null,
+      pattern: /^[A-Za-z0-9_-]{1,64}$/,
+      patternDoc: '1-64 of A-Z a-z 0-9 _ -',
+      doc: 'This node\'s name, unique in the cluster (NATS connection name, logs, metrics). null = "{hostname}-{pid}".',
+    },
+    subjectPrefix: str('sb', 'First token of every NATS subject the cluster uses; clusters sharing one NATS need different prefixes.', /^[A-Za-z0-9_-]{1,32}$/, '1-32 of A-Z a-z 0-9 _ -'),
+    connectTimeout: int(10, 1, 600, 'Seconds the broker waits for NATS at start; then it exits with the error.'),
+    reconnectWait: int(1, 1, 60, 'Seconds between reconnection attempts after NATS went away (for ever; subscriptions are restored, buffered messages sent).'),
+    flushTimeout: int(2, 1, 60, 'Seconds a SUBACK or a held PUBACK waits for NATS to confirm a subscription or a message; then it goes anyway (counted, cluster_errors_total{op="flush"}): nothing hangs while NATS is down.'),
+  },
   admin: {
     token: nullableStr('Bearer token for the admin API under /api/v1; null = the admin API is disabled.'),
+  },
+  web: {
+    enabled: bool(true, 'Serve the web IM client at / on the WebSocket/HTTP port (and the WSS/HTTPS one): log in, contacts with presence, chats, files. It is built by `npm run build` (web/ into dist/web); until then / answers 503 saying so.'),
+    dir: nullableStr('Directory of the built web client (index.html, sw.js, assets/); null = dist/web of this installation.'),
   },
   log: {
     level: enumOf(LOG_LEVELS, 'info', 'Log level.'),
@@ -530,6 +608,7 @@ export const LIST_ITEM_DOC: Record<ListItem, string> = {
   topicTemplate: 'a list of topic templates',
   routingRule: 'a list of routing rules',
   directoryEntry: 'a list of directory entries',
+  authMethod: 'a list of { name, module, options? } entries',
 };
 
 export function deepFreeze<T>(value: T): T {

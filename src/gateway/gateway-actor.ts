@@ -8,9 +8,11 @@ import mqttPacket, { type Packet } from 'mqtt-packet';
 import type { Logger } from 'pino';
 import type { ActorRef, ActorSystem } from '../runtime/system.js';
 import {
+  CLUSTER,
   COORDINATOR,
   shardName,
   type AppMessage,
+  type ClusterMsg,
   type CoordinatorMsg,
   type DeliverItem,
   type QoS,
@@ -23,17 +25,23 @@ import { CONNACK_V3, RC } from '../mqtt/reason-codes.js';
 import { Framer } from '../mqtt/framer.js';
 import { parseHotPacket } from '../mqtt/fast-parse.js';
 import { afterAuth, handleIn, newChannelState, sessionReady, sessionRefused, type ChannelEnv, type ChannelState, type Effect } from '../channel/index.js';
+import { authStep, methodError, reauthExpired } from '../channel/auth.js';
+import type { AuthMethods } from '../auth/enhanced/method.js';
+import { EnhancedAuthExchanges } from './enhanced-auth.js';
+import { isTopicLevelId } from '../im/topics.js';
 import type { AuthResult } from '../channel/connect.js';
 import type { ConnIO, ConnSink } from '../transport/connection.js';
 import { RouteTable } from './route-table.js';
 import { Replies } from '../runtime/replies.js';
 import { GENERATION_SPAN, makeConnId } from './conn-id.js';
 import { encodePublishFast, toPacket } from './encode.js';
+import { MIN_ALIASED_TOPIC_LENGTH, OutboundTopicAliases } from './topic-aliases-out.js';
 import { applyRules, compileRules, type CompiledRules } from '../im/rules.js';
 import type { ImUser } from '../im/im-acl.js';
 import type { AckPacket } from '../channel/types.js';
 import { subackReasonString } from '../channel/problem-info.js';
-import { COORDINATOR_BIT, PendingAcks, type PendingAck } from './pending-acks.js';
+import { CLUSTER_BIT, COORDINATOR_BIT, PendingAcks, firstAckId, type PendingAck } from './pending-acks.js';
+import type { QueueFullPolicy } from '../config/schema.js';
 
 export interface GatewayOptions {
   index: number;
@@ -41,8 +49,12 @@ export interface GatewayOptions {
   maxConnections: number;
   socketBufferHighWater: number;
   maxPacketSize: number;
-  /** Seconds to complete CONNECT/CONNACK before the socket is closed. */
+  /** Seconds to complete CONNECT/CONNACK before the socket is closed (enhanced authentication included). */
   connectTimeout: number;
+  /** MQTT 5 enhanced authentication methods offered (auth.enhanced; src/auth/enhanced/registry.ts). */
+  authMethods?: AuthMethods;
+  /** Seconds a re-authentication may take (auth.enhanced.reauthTimeout; default 30). */
+  reauthTimeout?: number;
   /** Restarts of the gateway group so far: connection ids of each generation are distinct. */
   generation: number;
   /** Node-wide open-connection counter shared by every gateway (Int32Array over a SAB). */
@@ -53,6 +65,14 @@ export interface GatewayOptions {
    * keeps up) and tag QoS 2 publishes so shards can drop a resend after a crash.
    */
   durability: 'sync' | 'async' | 'memory';
+  /**
+   * limits.queueFullPolicy (default drop): with hold, PUBACK/PUBREC are held until the shards
+   * answered with any durability, memory too: a message for a full queue is answered only
+   * once it entered the queue (src/session/held-publishes.ts).
+   */
+  queueFullPolicy?: QueueFullPolicy;
+  /** The node is part of a cluster (cluster.nats): every routed message also goes to the cluster link. */
+  cluster?: boolean;
 }
 
 /** The outcome of CONNECT authentication; `uid` (and token hints) for an identified user. */
@@ -69,6 +89,10 @@ export type Authenticate = (username: string | undefined, password: Buffer | und
 /** Series names per QoS, built once (hot path). */
 const SENT = seriesByQos('messages_sent_total');
 const SENT_BYTES = seriesByQos('payload_bytes_sent_total');
+/** PUBLISHes sent with a Topic Alias: setting a new one, replacing the LRU topic's, or the alias alone. */
+const ALIAS_NEW = 'topic_aliases_sent_total{kind="new"}';
+const ALIAS_REPLACED = 'topic_aliases_sent_total{kind="replaced"}';
+const ALIAS_REUSED = 'topic_aliases_sent_total{kind="reused"}';
 
 /** Packets a client may send after CONNECT before CONNACK; held until the session is open. */
 const MAX_EARLY_PACKETS = 64;
@@ -95,6 +119,13 @@ interface Conn {
    * sessions): applied in order once it is up, the socket paused meanwhile.
    */
   deferred?: Effect[][];
+  /**
+   * An MQTT 3.1.1 publisher with limits.maxInflight acks held (it has no Receive Maximum to
+   * respect): not read until one is released.
+   */
+  ackPaused?: boolean;
+  /** v5 Topic Aliases sent to this connection (topic-aliases-out.ts); made on the first one. */
+  aliases?: OutboundTopicAliases;
 }
 
 /** A packet built from shard data that mqtt-packet (or the hand encoder) refused. */
@@ -113,6 +144,7 @@ export class GatewayActor {
   private readonly routes = new RouteTable();
   private readonly shardRefs: ActorRef<ShardMsg>[] = [];
   private readonly coordinator: ActorRef<CoordinatorMsg>;
+  private readonly cluster?: ActorRef<ClusterMsg>;
   private connCounter: number;
   private readonly dirty = new Set<Conn>();
   private flushScheduled = false;
@@ -129,8 +161,12 @@ export class GatewayActor {
   private readonly adminReplies = new Replies<{ status: number; body: unknown }>();
   /** Shards whose thread is restarting (bits): nothing that needs them is taken meanwhile. */
   private downShards = 0;
-  /** Durability sync: acks waiting for their commits. */
-  private readonly acks = new PendingAcks((a) => this.releaseAck(a));
+  /** Durability sync/async, queueFullPolicy hold: acks waiting for the shards' answers. */
+  private readonly acks: PendingAcks;
+  /** PUBACK/PUBREC wait for the destinations' `committed` (durability sync/async, or queueFullPolicy hold). */
+  private readonly holdAcks: boolean;
+  /** Enhanced authentication exchanges under way, per connection (the methods' state between steps). */
+  private readonly exchanges: EnhancedAuthExchanges;
   /** logFailure(): when each kind of failure was last logged, and how many since were not. */
   private readonly failureLog: Record<string, { at: number; skipped: number }> = Object.create(null);
   private readyResolve?: () => void;
@@ -147,7 +183,11 @@ export class GatewayActor {
   ) {
     for (let i = 0; i < opts.shards; i++) this.shardRefs.push(system.ref(shardName(i)));
     this.coordinator = system.ref(COORDINATOR);
+    if (opts.cluster) this.cluster = system.ref(CLUSTER);
     this.connCounter = opts.generation * GENERATION_SPAN;
+    this.holdAcks = opts.durability !== 'memory' || opts.queueFullPolicy === 'hold';
+    this.acks = new PendingAcks((a) => this.releaseAck(a), firstAckId(opts.generation));
+    this.exchanges = new EnhancedAuthExchanges(opts.authMethods ?? new Map());
     this.snapshotsPending = opts.shards;
     this.ready = new Promise((r) => (this.readyResolve = r));
     for (const s of this.shardRefs) s.tell({ t: 'routeSync', gw: opts.index });
@@ -172,7 +212,7 @@ export class GatewayActor {
         // A new session: the client resends no earlier QoS 2 PUBLISH, so the shards forget
         // the packet ids it used before (their resend check). Before its first publish,
         // on the same links.
-        if (!m.sessionPresent && this.opts.durability !== 'memory') this.broadcast({ t: 'released', origin: c.st.clientId, packetId: null });
+        if (!m.sessionPresent && this.holdAcks) this.broadcast({ t: 'released', origin: c.st.clientId, packetId: null });
         this.apply(c, sessionReady(c.st, m.sessionPresent, m.qos2In, this.env));
         // Packets the client sent before CONNACK now run in order.
         const early = c.early;
@@ -215,7 +255,7 @@ export class GatewayActor {
         this.metrics.inc('publishers_throttled_total');
         c.io.pause();
         setTimeout(() => {
-          if (!c.closed && !this.paused) c.io.resume();
+          if (this.resumable(c)) c.io.resume();
         }, m.ms).unref();
         return;
       }
@@ -347,7 +387,10 @@ export class GatewayActor {
 
   private onPacket(c: Conn, p: Packet): void {
     if (c.closed) return;
-    if ((c.st.phase === 'auth' || c.st.phase === 'connecting') && p.cmd !== 'connect') {
+    // During an enhanced-authentication exchange the channel takes AUTH and DISCONNECT and
+    // refuses the rest [MQTT-3.1.2-30] (channel/auth.ts); nothing waits.
+    const exchange = c.st.phase === 'auth' && c.st.enhanced !== undefined;
+    if ((c.st.phase === 'auth' || c.st.phase === 'connecting') && p.cmd !== 'connect' && !exchange) {
       // [MQTT-3.1.4-?] clients may send packets right after CONNECT; hold them (bounded).
       if (c.early.length >= MAX_EARLY_PACKETS) {
         this.close(c, { reason: RC.RECEIVE_MAXIMUM_EXCEEDED, why: 'too_many_packets_before_connack' });
@@ -422,7 +465,7 @@ export class GatewayActor {
           this.write(c, ef.packet);
           break;
         case 'released':
-          if (this.opts.durability !== 'memory') this.broadcast({ t: 'released', origin: c.st.clientId, packetId: ef.packetId });
+          if (this.holdAcks) this.broadcast({ t: 'released', origin: c.st.clientId, packetId: ef.packetId });
           break;
         case 'shard':
           if (ef.msg.t === 'connect') ef.msg.gw = this.opts.index;
@@ -436,6 +479,13 @@ export class GatewayActor {
           break;
         case 'auth':
           this.runAuth(c, ef.username, ef.password);
+          break;
+        case 'authExchange':
+          this.runExchange(c, ef.method, ef.data, ef.start);
+          break;
+        case 'identified':
+          // An enhanced-authentication login, like a users-file one: the username is the uid (identify.ts).
+          this.identified(c, { result: 'ok', uid: isTopicLevelId(ef.user) ? ef.user : undefined });
           break;
         case 'count':
           this.metrics.inc(ef.series, ef.n);
@@ -495,24 +545,13 @@ export class GatewayActor {
       } catch (e) {
         this.connFailed(c, 'deferred', e);
       }
-      if (!c.deferred && !c.closed && !this.paused) c.io.resume();
+      if (this.resumable(c)) c.io.resume();
     }
   }
 
   private runAuth(c: Conn, username: string | undefined, password: Buffer | undefined): void {
     this.authenticate(username, password, username !== undefined && username === c.io.certUsername).then(
-      (outcome) => {
-        if (c.closed) return;
-        if (outcome.result !== 'ok' || outcome.uid === undefined || !this.env.im) {
-          this.apply(c, afterAuth(c.st, outcome.result, this.env));
-          return;
-        }
-        // An identified user: the coordinator's directory gives namespace and groups.
-        const reqId = this.imReplies.expect(1, ([user]) => {
-          if (!c.closed) this.apply(c, afterAuth(c.st, 'ok', this.env, user));
-        });
-        this.coordinator.tell({ t: 'imProfileRequest', reqId, gw: this.opts.index, uid: outcome.uid, ns: outcome.ns, groups: outcome.groups });
-      },
+      (outcome) => this.identified(c, outcome),
       (err: unknown) => {
         this.log.error({ err }, 'authentication failed with an error');
         if (!c.closed) this.apply(c, afterAuth(c.st, 'not_authorized', this.env));
@@ -520,18 +559,68 @@ export class GatewayActor {
     );
   }
 
+  /** CONNECT authenticated (or refused): an identified user's IM profile first, then afterAuth. */
+  private identified(c: Conn, outcome: AuthOutcome): void {
+    if (c.closed) return;
+    if (outcome.result !== 'ok' || outcome.uid === undefined || !this.env.im) {
+      this.apply(c, afterAuth(c.st, outcome.result, this.env));
+      return;
+    }
+    // An identified user: the coordinator's directory gives namespace and groups.
+    const reqId = this.imReplies.expect(1, ([user]) => {
+      if (!c.closed) this.apply(c, afterAuth(c.st, 'ok', this.env, user));
+    });
+    this.coordinator.tell({ t: 'imProfileRequest', reqId, gw: this.opts.index, uid: outcome.uid, ns: outcome.ns, groups: outcome.groups });
+  }
+
+  /** One step of an enhanced-authentication exchange: the method's answer goes to the channel (auth.ts). */
+  private runExchange(c: Conn, method: string, data: Buffer | undefined, start: boolean): void {
+    const st = c.st;
+    const reauth = st.phase === 'connected';
+    const ctx = {
+      clientId: st.clientId,
+      username: reauth ? st.username : st.connect?.username,
+      password: reauth ? undefined : st.connect?.password,
+      phase: reauth ? ('reauth' as const) : ('connect' as const),
+      identity: reauth ? st.username : undefined,
+      remote: c.io.remote,
+    };
+    this.exchanges.step(c, { method, data, start, ctx }, (r) => {
+      if (c.closed) return;
+      try {
+        if ('error' in r) {
+          this.metrics.inc('internal_errors_total{op="auth_method"}');
+          this.logFailure('auth_method', r.error, { clientId: st.clientId, method });
+          this.apply(c, methodError(st, this.env));
+        } else this.apply(c, authStep(st, r, this.env));
+      } catch (e) {
+        this.connFailed(c, 'auth', e);
+      }
+    });
+  }
+
   /**
    * The publish path, step 1: the routing rules (for client messages; a rule-made message
    * is not matched again), then the route-table lookup, one message per interested shard.
-   * `ack`: the publisher's PUBACK/PUBREC, sent now or, with durability sync, once every
-   * destination committed the message.
+   * `ack`: the publisher's PUBACK/PUBREC, sent now or, with held acks, once every
+   * destination answered (committed the message; with queueFullPolicy hold, queued it).
    */
   route(msg: AppMessage, from?: { uid?: string; clientId: string }, ack?: { c: Conn; ack: AckPacket }): void {
-    const held = ack && this.opts.durability !== 'memory' ? this.acks.open(ack.c.id, ack.ack) : undefined;
-    // Unacknowledged until written: counts against our Receive Maximum (publish.ts) [MQTT-3.3.4-7].
-    if (held) ack!.c.st.acksHeld++;
-    // QoS 2 on a durable store: shards remember (publisher, packet id, part) to drop a resend.
-    const pid = ack?.ack.cmd === 'pubrec' && this.opts.durability !== 'memory' ? ack.ack.messageId : undefined;
+    const held = ack && this.holdAcks ? this.acks.open(ack.c.id, ack.ack) : undefined;
+    if (held) {
+      // Unacknowledged until written: counts against our Receive Maximum (publish.ts) [MQTT-3.3.4-7].
+      const c = ack!.c;
+      c.st.acksHeld++;
+      // A 3.1.1 client has no Receive Maximum: it is not read while it has that many held.
+      if (c.st.version !== 5 && c.st.acksHeld >= this.env.limits.maxInflight && !c.ackPaused) {
+        c.ackPaused = true;
+        c.io.pause();
+        this.metrics.inc('publishers_paused_held_acks_total');
+      }
+    }
+    // QoS 2 with held acks: shards remember (publisher, packet id, part) to drop a resend
+    // (after a crash, or a reconnect before the PUBREC came).
+    const pid = ack?.ack.cmd === 'pubrec' && this.holdAcks ? ack.ack.messageId : undefined;
     let deliverOriginal = true;
     if (from && this.rules.size > 0) {
       const o = applyRules(this.rules, msg.topic, { sender: from.uid, clientId: from.clientId });
@@ -570,12 +659,17 @@ export class GatewayActor {
       this.coordinator.tell(ackId !== undefined ? { t: 'retain', msg, ack: ackId } : { t: 'retain', msg });
       if (held) this.acks.expect(held, COORDINATOR_BIT);
     }
+    if (this.cluster) {
+      // The other nodes: NATS forwards it to those with a matching subscription (cluster-actor.ts).
+      this.cluster.tell(ackId !== undefined ? { t: 'forward', msg, gw: this.opts.index, ack: ackId } : { t: 'forward', msg });
+      if (held) this.acks.expect(held, CLUSTER_BIT);
+    }
   }
 
   /** A PUBACK/PUBREC whose publish is routed (and, with held acks, committed). */
   private writeAck(c: Conn, ack: AckPacket): void {
     if (c.closed) return;
-    if (ack.cmd === 'pubrec' && this.opts.durability !== 'memory') c.st.qos2In.add(ack.messageId);
+    if (ack.cmd === 'pubrec' && this.holdAcks) c.st.qos2In.add(ack.messageId);
     this.write(c, ack as Packet);
   }
 
@@ -583,6 +677,12 @@ export class GatewayActor {
     const c = this.conns.get(a.connId);
     if (!c || c.closed) return;
     if (a.id !== 0 || a.counted) c.st.acksHeld--;
+    if (c.ackPaused && c.st.acksHeld < this.env.limits.maxInflight) {
+      c.ackPaused = false;
+      // Not read meanwhile: its keep alive counts from now.
+      c.lastRead = Date.now();
+      if (this.resumable(c)) c.io.resume();
+    }
     if (a.id === 0) this.write(c, a.packet as Packet); // a refusal queued behind held acks
     else this.writeAck(c, a.packet as AckPacket);
   }
@@ -637,7 +737,8 @@ export class GatewayActor {
       // shard), never the rest of the group.
       try {
         let pre: Buffer | undefined;
-        if (it.qos === 0 && it.subIds === undefined) {
+        // A client sent Topic Aliases gets bytes of its own (its map decides the alias).
+        if (it.qos === 0 && it.subIds === undefined && this.aliasesFor(c, msg.topic) === undefined) {
           const k = (c.st.version === 5 ? 2 : 0) + (it.retain ? 1 : 0);
           pre = shared[k] ??= this.encodePub(c, msg, 0, 0, false, it.retain, undefined);
         }
@@ -654,35 +755,61 @@ export class GatewayActor {
       this.metrics.inc('messages_dropped_total{reason="slow_consumer"}');
       return;
     }
-    const buf = pre ?? this.encodePub(c, msg, qos, packetId, dup, retain, subIds);
+    let buf: Buffer;
+    // Topic Alias: > 0 one the client knows, < 0 minus one this PUBLISH sets, 0 none.
+    let alias = 0;
+    const aliases = pre === undefined ? this.aliasesFor(c, msg.topic) : undefined;
+    if (aliases === undefined) buf = pre ?? this.encodePub(c, msg, qos, packetId, dup, retain, subIds);
+    else {
+      alias = aliases.resolve(msg.topic);
+      // Known: an empty Topic Name with the alias; new: the topic with it (section 3.3.2.3.4).
+      buf = this.encodePub(c, msg, qos, packetId, dup, retain, subIds, Math.abs(alias), alias > 0 ? '' : msg.topic);
+      if (alias < 0 && buf.length > c.st.maxPacketSizeOut) {
+        // Setting an alias adds 3 bytes: never what makes a message too large to send.
+        alias = 0;
+        buf = this.encodePub(c, msg, qos, packetId, dup, retain, subIds);
+      }
+    }
+    // The size of the bytes that would be written, alias or not.
     if (buf.length > c.st.maxPacketSizeOut) {
       // Too large for this client [MQTT-3.1.2-25]: discard, as if delivered.
       this.metrics.inc('messages_dropped_total{reason="client_max_packet_size"}');
       if (qos > 0) this.tellShard(c, { t: 'ack', connId: c.id, clientId: c.st.clientId, kind: 'pubcomp', packetId });
       return;
     }
+    // The map learns a new alias only with the PUBLISH that tells the client, written now.
+    if (alias < 0) this.metrics.inc(aliases!.assign(msg.topic, -alias) ? ALIAS_REPLACED : ALIAS_NEW);
+    else if (alias > 0) this.metrics.inc(ALIAS_REUSED);
     this.writeBuf(c, buf);
     this.metrics.inc(SENT[qos]!);
     this.metrics.inc(SENT_BYTES[qos]!, msg.payload.length);
   }
 
-  /** Throws EncodeError when the message cannot become a PUBLISH for this client. */
-  private encodePub(c: Conn, msg: AppMessage, qos: QoS, packetId: number, dup: boolean, retain: boolean, subIds: number[] | undefined): Buffer {
+  /**
+   * The connection's outbound Topic Alias map when `topic` is to go by an alias: a v5 client
+   * that allows them (ChannelState.topicAliasMaxOut > 0) and a topic long enough to gain
+   * (MIN_ALIASED_TOPIC_LENGTH). Undefined, for everyone else, costs two comparisons.
+   */
+  private aliasesFor(c: Conn, topic: string): OutboundTopicAliases | undefined {
+    if (c.st.topicAliasMaxOut === 0 || topic.length < MIN_ALIASED_TOPIC_LENGTH) return undefined;
+    return (c.aliases ??= new OutboundTopicAliases(c.st.topicAliasMaxOut));
+  }
+
+  /**
+   * Throws EncodeError when the message cannot become a PUBLISH for this client. `alias` > 0:
+   * with that Topic Alias and `topic` as Topic Name (the message's, or '' for a known alias).
+   */
+  private encodePub(c: Conn, msg: AppMessage, qos: QoS, packetId: number, dup: boolean, retain: boolean, subIds: number[] | undefined, alias = 0, topic = msg.topic): Buffer {
     const v = c.st.version;
     const hasProps = msg.props !== undefined || (subIds !== undefined && subIds.length > 0);
     try {
       return (
-        encodePublishFast(msg.topic, msg.payload, qos, packetId, dup, retain, v === 5, hasProps) ??
-        mqttPacket.generate(toPacket({ k: 'pub', msg, qos, packetId, dup, retain, subIds }, v), { protocolVersion: v })
+        encodePublishFast(topic, msg.payload, qos, packetId, dup, retain, v === 5, hasProps, alias) ??
+        mqttPacket.generate(toPacket({ k: 'pub', msg, qos, packetId, dup, retain, subIds }, v, alias, topic), { protocolVersion: v })
       );
     } catch (err) {
       throw new EncodeError(err);
     }
-  }
-
-  private sendTo(connId: number, packet: Packet): void {
-    const c = this.conns.get(connId);
-    if (c && !c.closed) this.write(c, packet);
   }
 
   /**
@@ -788,8 +915,15 @@ export class GatewayActor {
     for (const c of this.conns.values()) {
       // Keepalive: close after 1.5 x the interval without a packet [MQTT-3.1.2-24].
       if (c.st.phase === 'connected') {
-        if (c.st.keepalive > 0 && now - c.lastRead > c.st.keepalive * 1500)
+        // A publisher paused for its held acks cannot be read: its PINGREQs wait too.
+        if (c.st.keepalive > 0 && now - c.lastRead > c.st.keepalive * 1500 && !c.ackPaused)
           this.close(c, { reason: RC.KEEP_ALIVE_TIMEOUT, why: 'keepalive_timeout', counter: 'keepalive_timeouts_total' });
+        // A re-authentication under way (AUTH 0x19) must conclude in time (auth.enhanced.reauthTimeout).
+        const since = c.st.enhanced?.reauth ? this.exchanges.startedAt(c) : undefined;
+        if (!c.closed && since !== undefined && now - since > (this.opts.reauthTimeout ?? 30) * 1000) {
+          this.exchanges.drop(c);
+          this.apply(c, reauthExpired(c.st));
+        }
       } else if (now - c.opened > this.opts.connectTimeout * 1000) {
         this.close(c, { why: 'connect_timeout', counter: 'connect_timeouts_total' });
       }
@@ -797,12 +931,23 @@ export class GatewayActor {
     this.checkBackpressure();
   }
 
+  /**
+   * Nothing else keeps the socket paused: the links (backpressure), a restarting shard
+   * (deferred), too many held acks (ackPaused). A throttle is a timer that ends by itself.
+   */
+  private resumable(c: Conn): boolean {
+    return !c.closed && !this.paused && !c.deferred && !c.ackPaused;
+  }
+
   /** Stop reading sockets while a peer thread is behind; resume when it caught up. */
   private checkBackpressure(): void {
     const congested = this.system.congested();
     if (congested === this.paused) return;
     this.paused = congested;
-    for (const c of this.conns.values()) congested ? c.io.pause() : c.io.resume();
+    for (const c of this.conns.values()) {
+      if (congested) c.io.pause();
+      else if (this.resumable(c)) c.io.resume();
+    }
     if (congested) {
       this.metrics.inc('backpressure_pauses_total');
       const poll = setInterval(() => {

@@ -14,7 +14,9 @@ import { Metrics } from '../admin/metrics.js';
 import { compileAcl } from '../auth/acl.js';
 import { createAuthenticator } from '../auth/authenticator.js';
 import { createHashPool, type HashPool } from '../auth/hash-pool.js';
-import { loadUsersFile } from '../auth/users-file.js';
+import { loadUsersFileEntries } from '../auth/users-file.js';
+import { createAuthMethods } from '../auth/enhanced/registry.js';
+import type { ScramCredentials } from '../auth/enhanced/scram.js';
 import { listenTcp, type TcpListener } from '../transport/tcp-listener.js';
 import { listenWs, type HttpRoutes, type WsServer } from '../transport/ws-server.js';
 import { listenTls, type TlsListener } from '../transport/tls-listener.js';
@@ -27,6 +29,10 @@ import { registerAdminRoutes } from '../admin/admin-http.js';
 import { registerFileRoutes } from '../im/files/index.js';
 import { join } from 'node:path';
 import { createCors } from '../transport/cors.js';
+import { directoryViaAdmin, registerContactsRoute } from '../im/contacts-http.js';
+import { registerWebRoutes, webClientConfig } from '../web/routes.js';
+import { defaultWebDir } from '../web/bundle-dir.js';
+import { readReadiness } from '../runtime/readiness.js';
 
 export interface GatewayHost {
   actor: GatewayActor;
@@ -53,6 +59,8 @@ export async function startGatewayHost(o: {
   config: Config;
   topology: Topology;
   connCounter: Int32Array;
+  /** The node's readiness cell (src/runtime/readiness.ts), answered on /readyz. */
+  readiness: Int32Array;
   generation?: number;
   log: Logger;
   tcpFd?: number;
@@ -72,13 +80,30 @@ export async function startGatewayHost(o: {
     shardOf: (clientId) => shardOf(clientId, shards),
     newClientId: () => `auto-${randomBytes(9).toString('base64url')}`,
     im: config.im.enabled ? { senderCheck: config.im.senderCheck, superusers: new Set(config.im.superusers) } : null,
-    holdAcks: config.store.durability !== 'memory',
+    // Held until the shards answered: committed (sync/async), or queued (queueFullPolicy hold).
+    holdAcks: config.store.durability !== 'memory' || limits.queueFullPolicy === 'hold',
     sharedSubscriptions: config.sharedSubscriptions.enabled,
     mqtt: config.mqtt,
   };
   // No users file: no password table, so only the anonymous rule applies and the pool
   // that would verify hashes is never started.
-  const users = config.auth.usersFile ? await loadUsersFile(config.auth.usersFile) : null;
+  const entries = config.auth.usersFile ? await loadUsersFileEntries(config.auth.usersFile) : null;
+  const users = entries && new Map([...entries].map(([name, e]) => [name, e.hash]));
+  // MQTT 5 enhanced authentication: SCRAM-SHA-256 for the users with SCRAM credentials, and
+  // the plug-in methods of auth.enhanced.methods (a module that fails to load stops the start).
+  const scram = new Map<string, ScramCredentials>();
+  for (const [name, e] of entries ?? []) if (e.scram) scram.set(name, e.scram);
+  const enhanced = config.auth.enhanced;
+  const authMethods = await createAuthMethods({
+    scram: entries && enhanced.scram ? { credentials: scram, dataDir: config.dataDir } : null,
+    methods: enhanced.methods,
+    log: {
+      info: (obj, msg) => log.info(obj, msg),
+      warn: (obj, msg) => log.warn(obj, msg),
+      error: (obj, msg) => log.error(obj, msg),
+    },
+  });
+  if (authMethods.size > 0) env.enhancedAuth = { methods: new Set(authMethods.keys()), maxSteps: enhanced.maxSteps };
   const pool: HashPool | undefined = users ? createHashPool({ maxThreads: 1 }) : undefined;
   const auth = createAuthenticator({
     allowAnonymous: config.auth.allowAnonymous,
@@ -99,9 +124,13 @@ export async function startGatewayHost(o: {
       socketBufferHighWater: limits.socketBufferHighWater,
       maxPacketSize: limits.maxPacketSize,
       connectTimeout: limits.connectTimeout,
+      authMethods,
+      reauthTimeout: enhanced.reauthTimeout,
       generation: o.generation ?? 0,
       connCounter: o.connCounter,
       durability: config.store.durability,
+      queueFullPolicy: limits.queueFullPolicy,
+      cluster: config.cluster.nats !== null,
     },
     system,
     env,
@@ -120,12 +149,19 @@ export async function startGatewayHost(o: {
   const httpRoutes: HttpRoutes = {
     get: {
       '/healthz': (reply) => reply('200 OK', 'text/plain', 'ok\n'),
+      // Liveness is /healthz; /readyz is 200 only while the node takes traffic: state
+      // restored, every listener open, no thread being replaced, no stop begun (a load
+      // balancer drains it on 503). The body names the state.
+      '/readyz': (reply) => {
+        const state = readReadiness(o.readiness);
+        reply(state === 'ready' ? '200 OK' : '503 Service Unavailable', 'text/plain', `${state}\n`);
+      },
       '/metrics': (reply) =>
         actor.requestMetrics((text) => reply('200 OK', 'text/plain; version=0.0.4; charset=utf-8', text)),
     },
     configure: (app) => {
       const cors = createCors(config.listeners.ws.corsOrigins);
-      cors.preflight(app, ['/files', '/files/:id/:name', '/api/v1/*']);
+      cors.preflight(app, ['/files', '/files/:id/:name', '/api/v1/*', '/im/contacts']);
       registerAdminRoutes(app, config.admin.token, (req, reply) => actor.requestAdmin(req, reply), (series) => metrics.inc(series), cors.wrap);
       if (config.im.enabled && config.im.files.enabled) {
         registerFileRoutes(
@@ -136,6 +172,12 @@ export async function startGatewayHost(o: {
           cors.wrap,
         );
       }
+      if (config.im.enabled) {
+        const directory = directoryViaAdmin((req, reply) => actor.requestAdmin(req, reply));
+        registerContactsRoute(app, config.im.defaultNamespace, (authorization, token) => identify.http(authorization, token), directory, log, cors.wrap);
+      }
+      // The browser client (docs/web-client.md): `/`, `/sw.js`, `/assets/*`, `/web/config`.
+      if (config.web.enabled) registerWebRoutes(app, config.web.dir ?? defaultWebDir(), webClientConfig(config));
     },
   };
   // A WebSocket message may carry one whole MQTT packet plus framing slack.

@@ -7,8 +7,23 @@
  */
 import type { AckPacket } from '../channel/types.js';
 
-/** Bit of the coordinator in a pending ack's destination mask (shards use bits 0..29). */
+/** Bit of the coordinator in a pending ack's destination mask (shards use bits 0..28). */
 export const COORDINATOR_BIT = 1 << 30;
+/** Bit of the cluster link (the other nodes, through NATS). */
+export const CLUSTER_BIT = 1 << 29;
+
+/** Ids wrap well below 2^31 so they stay small integers on the links. */
+const MAX_ID = 0x3fffffff;
+
+/**
+ * Where a gateway generation's ids start: 2^24 apart over 64 generations. A shard may
+ * answer a token late (queueFullPolicy hold parks a message up to maxAckHoldSeconds), after
+ * its gateway died and was restarted: the new generation must not take that answer for one
+ * of its own acks, and it would if both counted from 1.
+ */
+export function firstAckId(generation: number): number {
+  return 1 + (generation % 64) * 0x1000000;
+}
 
 export interface PendingAck {
   readonly id: number;
@@ -24,11 +39,16 @@ export interface PendingAck {
 }
 
 export class PendingAcks {
-  private next = 1;
+  private next: number;
   private readonly byId = new Map<number, PendingAck>();
   private readonly byConn = new Map<number, PendingAck[]>();
 
-  constructor(private readonly release: (a: PendingAck) => void) {}
+  constructor(
+    private readonly release: (a: PendingAck) => void,
+    firstId = 1,
+  ) {
+    this.next = firstId;
+  }
 
   /** Number of acks waiting (all connections), for metrics. */
   get size(): number {
@@ -37,9 +57,8 @@ export class PendingAcks {
 
   /** A new ack, to be answered once every destination added with `expect` committed. */
   open(connId: number, packet: AckPacket): PendingAck {
-    // Ids wrap well below 2^31 so they stay small integers on the links.
     const id = this.next;
-    this.next = this.next >= 0x3fffffff ? 1 : this.next + 1;
+    this.next = this.next >= MAX_ID ? 1 : this.next + 1;
     const a: PendingAck = { id, connId, packet, waits: 0, mask: 0, sealed: false };
     this.byId.set(id, a);
     let q = this.byConn.get(connId);

@@ -10,6 +10,10 @@ export {
   encodeImPayload,
   validateImPayload,
 } from './payload.js';
+// Topic builders and the parser: a client needs them to address inboxes, groups and
+// presence, and to tell which conversation an arriving message belongs to.
+export { inboxTopic, groupTopic, presenceTopic, parseImTopic, isTopicLevelId } from './topics.js';
+export type { ImTopic, ImTopicKind } from './topics.js';
 export type {
   ImContent,
   ImContentItem,

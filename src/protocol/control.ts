@@ -22,6 +22,8 @@ export interface WorkerInit {
   links: LinkSpec[];
   /** Gateways: node-wide connection counter. */
   connCounter: Int32Array;
+  /** Gateways: the node's readiness cell (READINESS_STATES), written by the supervisor only. */
+  readiness: Int32Array;
   /** Gateways: how many times the gateway group was restarted (connection id generation). */
   generation?: number;
   /** Gateways other than the first: the TCP and TLS listening descriptors and the bound ports. */
@@ -32,6 +34,18 @@ export interface WorkerInit {
   tlsPort?: number;
   wssPort?: number;
 }
+
+/**
+ * Node readiness (/readyz), shared with every gateway thread as one Int32 on a
+ * SharedArrayBuffer (WorkerInit.readiness) holding the index of one of these states: the
+ * supervisor is its only writer, a gateway reads it for each /readyz (one Atomics.load, no
+ * message, so a probe is answered at once however busy the coordinator is). Only `ready`
+ * answers 200. `restarting`: a crashed thread is being replaced (a shard reloading its
+ * sessions, or the gateways reopening the listeners). src/runtime/readiness.ts reads and
+ * writes it.
+ */
+export const READINESS_STATES = ['starting', 'ready', 'restarting', 'stopping'] as const;
+export type ReadinessState = (typeof READINESS_STATES)[number];
 
 export type ToWorker =
   | { t: 'link'; link: LinkSpec }

@@ -7,9 +7,9 @@
  * no functions, Uint8Array for binary) and tagged with `t`.
  *
  * Bump PROTOCOL_VERSION whenever a message changes shape: threads of one process always
- * share a version, but the cluster bus (a later issue) will check it.
+ * share a version; nodes of a cluster check it on every message (src/cluster/wire.ts).
  */
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
 
 import type { ImUser } from '../im/im-acl.js';
 import type { RoutingRule } from '../im/rules.js';
@@ -274,6 +274,20 @@ export type CoordinatorMsg =
   /** A shard has every member shard's memberships for `shareResync` `reqId`. */
   | { t: 'shareResynced'; reqId: number; shard: number };
 
+// ---------------------------------------------------------------- to the cluster link (main thread)
+export type ClusterMsg =
+  /** A shard's routes, as gateways get them: the node subscribes on NATS to what its sessions want. */
+  | Extract<GatewayMsg, { t: 'routeAdd' | 'routeDel' | 'routeSnapshot' }>
+  /**
+   * A message published on this node (by a client, a will), for the other nodes. `gw`/`ack`:
+   * the publisher's held PUBACK/PUBREC (durability sync/async) waits for `committed` from
+   * here, sent once the NATS server has the message.
+   */
+  | { t: 'forward'; msg: AppMessage; gw?: number; ack?: number }
+  /** From the supervisor: a shard thread died (its routes are dropped) / is back (ask for its routes). */
+  | { t: 'shardDown'; shard: number }
+  | { t: 'shardUp'; shard: number };
+
 // ---------------------------------------------------------------- runtime control, any thread
 export type ControlMsg = { t: 'collectMetrics'; reqId: number };
 // (The crash test hook is a supervisor control message: src/protocol/control.ts.)
@@ -288,9 +302,11 @@ export interface MetricsSnapshot {
   mailboxDepth: number;
 }
 
-export type AnyMsg = ShardMsg | GatewayMsg | CoordinatorMsg;
+export type AnyMsg = ShardMsg | GatewayMsg | CoordinatorMsg | ClusterMsg;
 
 /** Actor names. Placement (which thread hosts which actor) is decided by the topology. */
 export const gatewayName = (i: number): string => `gateway:${i}`;
 export const shardName = (i: number): string => `shard:${i}`;
 export const COORDINATOR = 'coordinator';
+/** The node's NATS link (cluster.nats set), on the main thread. */
+export const CLUSTER = 'cluster';

@@ -184,6 +184,8 @@ export class PresubAgent {
       for (const q of s.queue.items()) msgs.push({ msg: q.msg, qos: q.qos });
       // Handed over, not lost: the queue goes (and its stored records) before destroy counts it.
       for (let q = s.queue.shift(); q; q = s.queue.shift()) this.core.journal.done(s, q);
+      // Messages parked beyond its full queue (queueFullPolicy hold) follow, in order.
+      for (const q of this.core.held?.take(s) ?? []) msgs.push({ msg: q.msg, qos: q.qos });
       this.core.destroy(s);
     }
     this.core.toShard(m.toShard, { t: 'heldMessages', reqId: m.reqId, clientId: m.toClientId, msgs });

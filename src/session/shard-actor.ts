@@ -10,8 +10,10 @@
  */
 import type { ActorRef, ActorSystem } from '../runtime/system.js';
 import {
+  CLUSTER,
   COORDINATOR,
   gatewayName,
+  type ClusterMsg,
   shardName,
   type AppMessage,
   type CoordinatorMsg,
@@ -40,6 +42,10 @@ import { isSharedFilter } from '../mqtt/shared.js';
 import { SharedGroups } from './shared-groups.js';
 import { SharedMembers } from './shared-member.js';
 import type { SharedStrategy } from './shared-strategy.js';
+import { HeldPublishes, newWait, releaseWait, type AckWait } from './held-publishes.js';
+
+/** What a route target (a gateway, the cluster link) is told about this shard's filters. */
+type RouteMsg = Extract<GatewayMsg, { t: 'routeAdd' | 'routeDel' | 'routeSnapshot' }>;
 
 export interface ShardOptions {
   index: number;
@@ -67,6 +73,13 @@ export interface ShardOptions {
   dedupMaxAgeMs: number;
   /** sharedSubscriptions.strategy (default round_robin): how a group's member is picked. */
   sharedStrategy?: SharedStrategy;
+  /**
+   * limits.queueFullPolicy hold (absent: drop): a message for a full queue waits beyond it,
+   * at most `maxPerSession` per session and `maxAgeMs`, with its publisher's ack (held-publishes.ts).
+   */
+  hold?: { maxPerSession: number; maxAgeMs: number };
+  /** The node is part of a cluster (cluster.nats): the cluster link is one more route target. */
+  cluster?: boolean;
 }
 
 /** How often offline sessions are checked for eviction. */
@@ -96,6 +109,9 @@ export class ShardActor implements ShardCore {
   private readonly takeovers = new Map<string, Takeover>();
   private readonly trie = new TopicTrie<Map<string, SubOptions>>();
   private readonly gateways: ActorRef<GatewayMsg>[] = [];
+  private readonly routeTargets: ActorRef<RouteMsg>[];
+  /** The node's NATS link (cluster.nats set): wills published here go to the other nodes too. */
+  private readonly cluster?: ActorRef<ClusterMsg>;
   private readonly shards: ActorRef<ShardMsg>[] = [];
   private readonly coordinator: ActorRef<CoordinatorMsg>;
   private routeSeq = 0;
@@ -120,6 +136,8 @@ export class ShardActor implements ShardCore {
   /** Shared subscriptions: the groups this shard owns, and its sessions' memberships (shared-*.ts). */
   readonly groups: SharedGroups;
   readonly members: SharedMembers;
+  /** queueFullPolicy hold: messages parked beyond full queues while their publishers wait (null: drop). */
+  readonly held: HeldPublishes | null;
 
   constructor(
     private readonly opts: ShardOptions,
@@ -128,12 +146,20 @@ export class ShardActor implements ShardCore {
     private readonly log: Logger,
   ) {
     for (let i = 0; i < opts.gateways; i++) this.gateways.push(system.ref(gatewayName(i)));
+    // Route targets: the gateways, then the cluster link (index = gateway count) when the
+    // node is part of a cluster: it subscribes on NATS to what this shard's sessions want.
+    this.routeTargets = [...this.gateways];
+    if (opts.cluster) {
+      this.cluster = system.ref(CLUSTER);
+      this.routeTargets.push(this.cluster);
+    }
     for (let i = 0; i < opts.shards; i++) this.shards.push(system.ref(shardName(i)));
     this.coordinator = system.ref(COORDINATOR);
-    this.ackedSeq = new Array(opts.gateways).fill(0);
+    this.ackedSeq = new Array(this.routeTargets.length).fill(0);
     this.presub = new PresubAgent(this);
     this.groups = new SharedGroups(this, opts.sharedStrategy ?? 'round_robin');
     this.members = new SharedMembers(this);
+    this.held = opts.hold ? new HeldPublishes({ metrics, admit: (s, q) => this.admit(s, q) }, opts.hold.maxPerSession, opts.hold.maxAgeMs) : null;
     this.journal = new Journal(
       opts.store,
       (gw, ids) => this.gateways[gw]!.tell({ t: 'committed', ids }),
@@ -200,6 +226,7 @@ export class ShardActor implements ShardCore {
     // Sessions stay as they are in the store: no expiry or will may run during the stop.
     for (const s of this.sessions.values()) s.clearTimers();
     clearInterval(this.sweep);
+    this.held?.close();
     this.journal.flush();
     await this.opts.store.close();
   }
@@ -222,8 +249,8 @@ export class ShardActor implements ShardCore {
     return this.trie.has(filter);
   }
   /** A `shareDeliver` for session `s`: like a delivery of its subscription, marked with the group's key. */
-  deliverShared(s: Session, msg: AppMessage, qos: QoS, retain: boolean, subIds: number[] | undefined, share: string): void {
-    this.enqueue(s, msg, qos, retain, subIds, share);
+  deliverShared(s: Session, msg: AppMessage, qos: QoS, retain: boolean, subIds: number[] | undefined, share: string, wait?: AckWait): void {
+    this.enqueue(s, msg, qos, retain, subIds, share, wait);
   }
   toCoordinator(m: CoordinatorMsg): void {
     this.coordinator.tell(m);
@@ -453,6 +480,8 @@ export class ShardActor implements ShardCore {
     this.leavePresence(s);
     // Its shared subscriptions' owners prefer other members and get back what it did not acknowledge.
     this.members.offline(s);
+    // What went back to the groups left room for messages parked here.
+    this.held?.refill(s);
     if (!publishWill) s.will = undefined; // normal DISCONNECT discards the will [MQTT-3.14.4-3]
     this.journal.touch(s);
     this.offlineTimers(s, 0);
@@ -500,6 +529,7 @@ export class ShardActor implements ShardCore {
   private publishInternal(msg: AppMessage): void {
     for (const sh of this.shards) sh.tell({ t: 'publish', msg });
     if (msg.retain) this.coordinator.tell({ t: 'retain', msg });
+    this.cluster?.tell({ t: 'forward', msg });
   }
 
   destroy(s: Session): void {
@@ -514,6 +544,8 @@ export class ShardActor implements ShardCore {
     if (s.evicted) undelivered += s.evicted.inflight;
     for (const [, e] of s.inflight.entriesInOrder()) if (e.state === 'publish') undelivered++;
     if (undelivered > 0) this.metrics.inc('messages_dropped_total{reason="session_ended"}', undelivered);
+    // Parked ones too; their publishers get their acks (as for a message in the queue).
+    this.held?.drop(s, 'session_ended');
     const gone: string[] = [];
     for (const filter of s.subs.keys()) if (this.removeSub(s.clientId, filter)) gone.push(filter);
     s.subs.clear();
@@ -607,7 +639,7 @@ export class ShardActor implements ShardCore {
   routeAdd(filters: string[]): void {
     if (filters.length === 0) return;
     this.routeSeq++;
-    for (const g of this.gateways) g.tell({ t: 'routeAdd', shard: this.opts.index, filters, seq: this.routeSeq });
+    for (const g of this.routeTargets) g.tell({ t: 'routeAdd', shard: this.opts.index, filters, seq: this.routeSeq });
   }
 
   /** Runs `run` once every gateway has every route issued so far (in issue order). */
@@ -653,7 +685,7 @@ export class ShardActor implements ShardCore {
 
   routeDel(filters: string[]): void {
     if (filters.length === 0) return;
-    for (const g of this.gateways) g.tell({ t: 'routeDel', shard: this.opts.index, filters });
+    for (const g of this.routeTargets) g.tell({ t: 'routeDel', shard: this.opts.index, filters });
   }
 
   private onRouteAck(gw: number, seq: number): void {
@@ -678,7 +710,7 @@ export class ShardActor implements ShardCore {
     for (const [f] of this.trie.filters()) filters.push(f);
     for (const f of this.groups.filters()) if (!this.trie.has(f)) filters.push(f);
     this.ackedSeq[gw] = this.routeSeq; // the snapshot carries every route up to now
-    this.gateways[gw]!.tell({ t: 'routeSnapshot', shard: this.opts.index, filters });
+    this.routeTargets[gw]!.tell({ t: 'routeSnapshot', shard: this.opts.index, filters });
     this.releaseSubacks();
   }
 
@@ -699,28 +731,39 @@ export class ShardActor implements ShardCore {
     const fp = key ? messageFingerprint(msg.topic, msg.payload) : 0;
     const ackGw = m.ack !== undefined && msg.originConn !== undefined ? gatewayOf(msg.originConn) : -1;
     let answer = ackGw >= 0;
+    // queueFullPolicy hold: copies parked beyond full queues keep the answer back until
+    // they entered their queues (held-publishes.ts).
+    const wait = answer && this.held ? newWait(() => this.journal.commitToken(ackGw, m.ack!)) : undefined;
     if (key && this.journal.isDuplicate(key, fp)) {
       // A QoS 2 PUBLISH resent after a crash that this shard took in already [MQTT-4.3.3-10].
       this.metrics.inc('messages_duplicate_dropped_total');
     } else {
-      let delivered = this.deliver(msg);
+      let delivered = this.deliver(msg, wait);
       if (this.groups.active) {
         // Shared subscription groups owned here: one member each, on its own shard. With
         // durability sync a waiting publisher is answered once those shards committed their
-        // copies too (async: as usual, each shard's own lag bound covers its copy).
-        const waitMembers = answer && this.opts.asyncLagMs == null;
-        const shared = this.groups.publish(msg, waitMembers ? () => this.journal.commitToken(ackGw, m.ack!) : undefined);
-        if (shared.waiting) answer = false;
+        // copies too (async: as usual, each shard's own lag bound covers its copy); with
+        // hold, once they queued them (which a member answers after its commit).
+        const waitMembers = answer && (this.opts.asyncLagMs == null || wait !== undefined);
+        const shared = this.groups.publish(msg, waitMembers ? () => (wait ? releaseWait(wait) : this.journal.commitToken(ackGw, m.ack!)) : undefined);
+        // Never called back before publish() returns (the members answer in later messages).
+        if (shared.waiting) {
+          if (wait) wait.left++;
+          else answer = false;
+        }
         delivered ||= shared.delivered;
       }
       if (delivered && key) this.journal.takenIn(key, fp);
     }
     // Answered once durable (group commit at the end of the turn), delivered or not.
-    if (answer) this.journal.commitToken(ackGw, m.ack!);
+    if (answer) {
+      if (wait) releaseWait(wait);
+      else this.journal.commitToken(ackGw, m.ack!);
+    }
   }
 
   /** Matches and delivers (or queues) a message; false when no session here wanted it. */
-  private deliver(msg: AppMessage): boolean {
+  private deliver(msg: AppMessage, wait?: AckWait): boolean {
     const matched = this.matched;
     this.trie.match(msg.topic, (subscribers) => {
       for (const [clientId, o] of subscribers) {
@@ -751,7 +794,7 @@ export class ShardActor implements ShardCore {
       // Retain is cleared on live delivery unless Retain As Published [MQTT-3.3.1-12].
       // One recipient's failure never costs the others (nor leaves `matched` dirty).
       try {
-        this.enqueue(s, msg, qos, d.rap ? msg.retain : false, d.subIds);
+        this.enqueue(s, msg, qos, d.rap ? msg.retain : false, d.subIds, undefined, wait);
       } catch (err) {
         this.itemFailed('deliver', s, err, true);
       }
@@ -797,26 +840,28 @@ export class ShardActor implements ShardCore {
     }
   }
 
-  private enqueue(s: Session, msg: AppMessage, qos: QoS, retain: boolean, subIds?: number[], share?: string): void {
+  /** `wait`: the publisher waits for its ack (queueFullPolicy hold); a copy that finds the queue full parks. */
+  private enqueue(s: Session, msg: AppMessage, qos: QoS, retain: boolean, subIds?: number[], share?: string, wait?: AckWait): void {
     if (msg.props?.expiresAt !== undefined && msg.props.expiresAt <= Date.now()) {
       this.metrics.inc('messages_dropped_total{reason="expired"}');
       return;
     }
+    // Messages parked for this session go first: a QoS 1/2 message parks behind them.
+    const behind = qos > 0 && this.held !== null && this.held.has(s);
     if (s.binding && !s.connackPending) {
       if (qos === 0) {
         this.emit(s.binding.gw, s.binding.connId, msg, 0, 0, retain, subIds);
         return;
       }
-      if (s.queue.size === 0 && s.inflight.size < this.window(s)) {
+      if (s.queue.size === 0 && s.inflight.size < this.window(s) && !behind) {
         this.send(s, share === undefined ? { msg, qos, retain, subIds } : { msg, qos, retain, subIds, share });
         return;
       }
     } else if (s.evicted && qos > 0) {
       // Offline with its messages on disk: this one goes there too, bounded the same way.
-      if (s.evicted.queued >= s.queue.capacity) {
-        this.metrics.inc('messages_dropped_total{reason="queue_full"}');
-        this.throttle(msg);
-      } else this.journal.queuedEvicted(s, share === undefined ? { msg, qos, retain, subIds } : { msg, qos, retain, subIds, share });
+      const q: QueuedMessage = share === undefined ? { msg, qos, retain, subIds } : { msg, qos, retain, subIds, share };
+      if (behind || s.evicted.queued >= s.queue.capacity) this.overflow(s, q, wait, behind);
+      else this.journal.queuedEvicted(s, q);
       return;
     } else if (qos === 0 && !s.binding) {
       // QoS 0 messages are not kept for offline sessions (the spec allows either); a
@@ -826,12 +871,40 @@ export class ShardActor implements ShardCore {
     }
     const q: QueuedMessage = { msg, qos, retain, subIds };
     if (share !== undefined) q.share = share;
-    if (!s.queue.push(q)) {
-      this.metrics.inc('messages_dropped_total{reason="queue_full"}');
-      this.throttle(msg);
-      return;
-    }
+    if (behind || !s.queue.push(q)) return this.overflow(s, q, wait, behind);
     this.journal.queued(s, q);
+  }
+
+  /**
+   * A message the session's queue cannot take now. With queueFullPolicy hold, a QoS 1/2 one
+   * whose publisher waits for its ack parks (so does any behind already parked ones, to
+   * keep the order); anything else, or beyond limits.maxHeldPerSession, is dropped and
+   * counted as before, and its publisher throttled.
+   */
+  private overflow(s: Session, q: QueuedMessage, wait: AckWait | undefined, behind: boolean): void {
+    if ((wait !== undefined || behind) && q.qos > 0 && this.held!.park(s, q, wait)) return;
+    this.metrics.inc('messages_dropped_total{reason="queue_full"}');
+    this.throttle(q.msg);
+  }
+
+  /**
+   * A parked message enters the session's queue (held-publishes.ts), or goes out at once
+   * when the queue is empty and the window has room (limits.maxQueuedMessages may be 0):
+   * false when there is no room.
+   */
+  private admit(s: Session, q: QueuedMessage): boolean {
+    if (s.binding && !s.connackPending && s.queue.size === 0 && s.inflight.size < this.window(s)) {
+      this.send(s, q);
+      return true;
+    }
+    if (s.evicted) {
+      if (s.evicted.queued >= s.queue.capacity) return false;
+      this.journal.queuedEvicted(s, q);
+      return true;
+    }
+    if (!s.queue.push(q)) return false;
+    this.journal.queued(s, q);
+    return true;
   }
 
   /**
@@ -873,21 +946,25 @@ export class ShardActor implements ShardCore {
   }
 
   private pump(s: Session): void {
-    while (s.binding && s.queue.size > 0 && s.inflight.size < this.window(s)) {
-      const q = s.queue.shift()!;
-      if (q.msg.props?.expiresAt !== undefined && q.msg.props.expiresAt <= Date.now()) {
-        this.metrics.inc('messages_dropped_total{reason="expired"}');
-        this.journal.done(s, q);
-        continue;
+    do {
+      while (s.binding && s.queue.size > 0 && s.inflight.size < this.window(s)) {
+        const q = s.queue.shift()!;
+        if (q.msg.props?.expiresAt !== undefined && q.msg.props.expiresAt <= Date.now()) {
+          this.metrics.inc('messages_dropped_total{reason="expired"}');
+          this.journal.done(s, q);
+          continue;
+        }
+        if (q.qos === 0) {
+          this.gateways[s.binding.gw]!.tell({
+            t: 'deliver',
+            connId: s.binding.connId,
+            out: [{ k: 'pub', msg: q.msg, qos: 0, packetId: 0, dup: false, retain: q.retain, subIds: q.subIds }],
+          });
+        } else this.send(s, q);
       }
-      if (q.qos === 0) {
-        this.gateways[s.binding.gw]!.tell({
-          t: 'deliver',
-          connId: s.binding.connId,
-          out: [{ k: 'pub', msg: q.msg, qos: 0, packetId: 0, dup: false, retain: q.retain, subIds: q.subIds }],
-        });
-      } else this.send(s, q);
-    }
+      // Room in the queue: parked messages enter it (their publishers get their acks), and
+      // go out at once when the window has room too.
+    } while (this.held?.refill(s));
   }
 
   private onAck(m: Extract<ShardMsg, { t: 'ack' }>): void {
@@ -934,6 +1011,7 @@ export class ShardActor implements ShardCore {
     this.metrics.set('subscriptions', subscriptions);
     this.metrics.set('messages_queued', queued);
     this.metrics.set('messages_inflight', inflight);
+    if (this.held) this.metrics.set('messages_held', this.held.size);
     const shared = this.groups.size;
     this.metrics.set('shared_groups', shared.groups);
     this.metrics.set('shared_members', shared.members);

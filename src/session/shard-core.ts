@@ -8,6 +8,7 @@ import type { CoordinatorMsg, GatewayMsg, ShardMsg, SubOptions } from '../protoc
 import type { Metrics } from '../admin/metrics.js';
 import type { Session } from './session.js';
 import type { Journal } from './journal.js';
+import type { HeldPublishes } from './held-publishes.js';
 
 export type ConnackMsg = Extract<GatewayMsg, { t: 'connack' }>;
 
@@ -18,6 +19,8 @@ export interface ShardCore {
   readonly maxSubscriptionsPerClient: number;
   readonly maxQueuedMessages: number;
   readonly journal: Journal;
+  /** queueFullPolicy hold: messages parked beyond full queues (null: drop). */
+  readonly held: HeldPublishes | null;
   toCoordinator(m: CoordinatorMsg): void;
   toShard(shard: number, m: ShardMsg): void;
   toGateway(gw: number, m: GatewayMsg): void;

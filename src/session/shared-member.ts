@@ -25,6 +25,7 @@ import { isSharedFilter } from '../mqtt/shared.js';
 import type { Journal } from './journal.js';
 import type { QueuedMessage } from './message-queue.js';
 import type { Session } from './session.js';
+import { newWait, releaseWait, type AckWait, type HeldPublishes } from './held-publishes.js';
 
 /** What the member side needs of its shard (the ShardActor). */
 export interface MemberHost {
@@ -33,9 +34,14 @@ export interface MemberHost {
   readonly sessions: Map<string, Session>;
   readonly metrics: Metrics;
   readonly journal: Journal;
+  /** queueFullPolicy hold: messages parked beyond full queues (null: drop). */
+  readonly held: HeldPublishes | null;
   toShard(shard: number, m: ShardMsg): void;
-  /** Sends or queues a message like a delivery of one of the session's subscriptions, marked as coming from group `share`. */
-  deliverShared(s: Session, msg: AppMessage, qos: QoS, retain: boolean, subIds: number[] | undefined, share: string): void;
+  /**
+   * Sends or queues a message like a delivery of one of the session's subscriptions, marked
+   * as coming from group `share`; `wait` (hold): it parks when the queue is full.
+   */
+  deliverShared(s: Session, msg: AppMessage, qos: QoS, retain: boolean, subIds: number[] | undefined, share: string, wait?: AckWait): void;
 }
 
 /** An acknowledgement (SUBACK, UNSUBACK) waiting for joins. */
@@ -199,6 +205,8 @@ export class SharedMembers {
       s.inflight.delete(packetId);
       take(e);
     }
+    // Parked beyond a full queue (queueFullPolicy hold): after the queue, in order.
+    for (const q of this.host.held?.take(s, (p) => p.share !== undefined && this.reachable(p.share)) ?? []) take(q);
     for (const [key, msgs] of back) {
       this.host.metrics.inc('shared_given_back_total', msgs.length);
       this.host.toShard(this.ownerOf(key), { t: 'shareRequeue', key, clientId: s.clientId, msgs });
@@ -223,11 +231,15 @@ export class SharedMembers {
     // Like any delivery: the subscription's granted QoS [MQTT-4.8.2-3][MQTT-3.8.4-8], Retain
     // As Published [MQTT-3.3.1-12][MQTT-3.3.1-13], its Subscription Identifier [MQTT-3.3.4-3].
     const qos = (m.msg.qos < opts.qos ? m.msg.qos : opts.qos) as QoS;
+    // queueFullPolicy hold: a copy parked beyond a full queue is answered once it entered it.
+    const answer = m.id !== undefined ? () => this.host.journal.afterCommit(() => this.committed(owner, m.id!)) : undefined;
+    const wait = answer && this.host.held ? newWait(answer) : undefined;
     try {
-      this.host.deliverShared(s, m.msg, qos, opts.retainAsPublished ? m.msg.retain : false, opts.subId !== undefined ? [opts.subId] : undefined, m.key);
+      this.host.deliverShared(s, m.msg, qos, opts.retainAsPublished ? m.msg.retain : false, opts.subId !== undefined ? [opts.subId] : undefined, m.key, wait);
     } finally {
       // Answered delivered or not (a full queue drops it, counted), so the publisher is never stuck.
-      if (m.id !== undefined) this.host.journal.afterCommit(() => this.committed(owner, m.id!));
+      if (wait) releaseWait(wait);
+      else answer?.();
     }
   }
 

@@ -6,7 +6,7 @@
  * own while the others live: see docs/architecture.md, "Listening from many threads".
  */
 import net from 'node:net';
-import type { Accept, ConnIO, ConnSink } from './connection.js';
+import type { Accept, ConnIO } from './connection.js';
 
 export interface TcpListener {
   port: number;

@@ -1,7 +1,7 @@
 /**
  * MQTT over WebSocket (uWebSockets.js, `/mqtt`, subprotocol `mqtt`) with MQTT.js 3.1.1 and
  * 5.0 clients, mixed with TCP clients, and the HTTP endpoints served on the same port:
- * /healthz, /metrics (Prometheus text), 404 for anything else. Both topologies.
+ * /healthz, /metrics (Prometheus text), the web client at /, 404 for anything else. Both topologies.
  */
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import http from 'node:http';
@@ -211,8 +211,8 @@ describe.each(TOPOLOGIES)('websocket + http, %s topology', (topo) => {
     }
   });
 
-  it('unknown paths are 404', async () => {
-    for (const path of ['/', '/nope', '/metrics/extra', '/mqttx']) {
+  it('unknown paths are 404 (`/` is the web client: docs/web-client.md)', async () => {
+    for (const path of ['/nope', '/metrics/extra', '/mqttx']) {
       const r = await get(`${b.httpUrl}${path}`);
       expect(r.status, path).toBe(404);
     }

@@ -14,20 +14,18 @@
  * Skipped (with a message) only when /usr/bin/chromium is absent; .ci/run installs it.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import mqtt, { type MqttClient } from 'mqtt';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { encodeImPayload, decodeImPayload, ImMedia, type ImContentItem, type ImMessage } from '../../src/im/index.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { CHROMIUM_SKIP_REASON, HAVE_CHROMIUM, launchChromium } from '../helpers/chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
-const SKIP_REASON = `skipped: ${CHROMIUM} not found (install it with: apt-get install -y chromium; .ci/run does)`;
-if (!HAVE_CHROMIUM) console.warn(`23-im-browser: ${SKIP_REASON}`);
+if (!HAVE_CHROMIUM) console.warn(`23-im-browser: ${CHROMIUM_SKIP_REASON}`);
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const NS = 'acme';
@@ -123,7 +121,7 @@ async function bundleForBrowser(dir: string): Promise<string> {
   return outfile;
 }
 
-describe.skipIf(!HAVE_CHROMIUM)(`IM from a web browser (Chromium + MQTT.js over WebSocket)${HAVE_CHROMIUM ? '' : ` — ${SKIP_REASON}`}`, { timeout: TIMEOUT }, () => {
+describe.skipIf(!HAVE_CHROMIUM)(`IM from a web browser (Chromium + MQTT.js over WebSocket)${HAVE_CHROMIUM ? '' : ` — ${CHROMIUM_SKIP_REASON}`}`, { timeout: TIMEOUT }, () => {
   let b: TestBroker | undefined;
   let browser: Browser | undefined;
   let dir: string | undefined;
@@ -220,7 +218,7 @@ describe.skipIf(!HAVE_CHROMIUM)(`IM from a web browser (Chromium + MQTT.js over 
     const [broker, script, chrome] = await Promise.all([
       startTestBroker('multi', { im: { defaultNamespace: NS } }),
       bundleForBrowser(dir),
-      chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] }),
+      launchChromium(),
     ]);
     [b, bundle, browser] = [broker, script, chrome];
     ({ page: alicePc, arrivals: alicePcSeen } = await browserDevice('alice', 'pc'));

@@ -6,10 +6,13 @@ import { hashPasswordSync, verifyPassword } from '../../../src/auth/password.js'
 import {
   addUser,
   loadUsersFile,
+  loadUsersFileEntries,
   parseUsersFile,
+  parseUsersFileEntries,
   UsersFileError,
   usernameProblem,
 } from '../../../src/auth/users-file.js';
+import { deriveScramCredentials, encodeScramCredentials, newScramCredentials, parseScramCredentials } from '../../../src/auth/enhanced/scram.js';
 
 const H1 = hashPasswordSync('one', { N: 1024 });
 const H2 = hashPasswordSync('two', { N: 1024 });
@@ -156,5 +159,45 @@ describe('loadUsersFile / addUser', () => {
     const path = join(dir, 'bad');
     await writeFile(path, 'nope\n');
     await expect(loadUsersFile(path)).rejects.toThrow(`${path}:1:`);
+  });
+});
+
+describe('SCRAM-SHA-256 credentials in the users file (optional third field)', () => {
+  const S = encodeScramCredentials(newScramCredentials('one'));
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'switchboard-users-scram-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('lines with and without the field parse; parseUsersFile keeps giving the hash alone', () => {
+    const text = `alice:${H1}:${S}\nbob:${H2}\n`;
+    const entries = parseUsersFileEntries(text, 'users.txt');
+    expect(entries.get('alice')?.hash).toBe(H1);
+    expect(entries.get('alice')?.scram).toEqual(parseScramCredentials(S));
+    expect(entries.get('bob')).toEqual({ hash: H2 });
+    expect(parseUsersFile(text, 'users.txt')).toEqual(new Map([['alice', H1], ['bob', H2]]));
+  });
+
+  it('a malformed field, or a fourth one, is an error naming the line (never the secret)', () => {
+    for (const bad of [`alice:${H1}:scram-sha-256$1$x$y$z`, `alice:${H1}:${S}:extra`, `alice:${H1}:`]) {
+      const err = parseError(bad);
+      expect(err.line).toBe(1);
+      expect(err.message).toMatch(/invalid SCRAM credentials for user 'alice'/);
+      expect(err.message).not.toContain(S.split('$')[3]);
+    }
+  });
+
+  it('addUser (switchboard passwd) writes the hash and the SCRAM credentials, which verify the same password', async () => {
+    const path = join(dir, 'users');
+    await addUser(path, 'alice', 'wonder');
+    const e = (await loadUsersFileEntries(path)).get('alice')!;
+    expect(await verifyPassword('wonder', e.hash)).toBe(true);
+    expect(e.scram?.iterations).toBe(4096);
+    expect(deriveScramCredentials('wonder', e.scram!.salt, 4096)).toEqual(e.scram);
+    await addUser(path, 'bob', 'b', 8192);
+    expect((await loadUsersFileEntries(path)).get('bob')?.scram?.iterations).toBe(8192);
   });
 });

@@ -57,9 +57,13 @@ describe('DEFAULTS', () => {
       maxSessions: 1000000,
       maxAnonymousSessions: 100000,
       maxAnonymousSessionExpiry: 86400,
+      queueFullPolicy: 'drop',
+      maxHeldPerSession: 1000,
+      maxAckHoldSeconds: 30,
     });
     const noJwt = { secret: null, publicKeyFile: null, jwksFile: null, issuer: null, audience: null };
-    expect(DEFAULTS.auth).toEqual({ allowAnonymous: true, usersFile: null, jwt: noJwt, aclDefault: 'allow', acl: [] });
+    const enhanced = { scram: true, methods: [], maxSteps: 10, reauthTimeout: 30 };
+    expect(DEFAULTS.auth).toEqual({ allowAnonymous: true, usersFile: null, jwt: noJwt, enhanced, aclDefault: 'allow', acl: [] });
     expect(DEFAULTS.im.presubscribe.templates).toEqual(['/{ns}/im/u/{uid}']);
     expect(DEFAULTS.im.rules).toEqual([{ id: 'carbons', source: '/+/im/u/+', action: 'copy', destination: '/{1}/im/u/{sender}' }]);
     expect(DEFAULTS.admin).toEqual({ token: null });
@@ -157,6 +161,14 @@ describe('validateConfig', () => {
     expect(env.message).toMatch(/"sync", "async", "memory"/);
   });
 
+  it('limits.queueFullPolicy takes drop or hold; maxHeldPerSession and maxAckHoldSeconds are range-checked', () => {
+    for (const queueFullPolicy of ['drop', 'hold'] as const) expect(validateConfig({ limits: { queueFullPolicy } }).limits.queueFullPolicy).toBe(queueFullPolicy);
+    expect(() => validateConfig({ limits: { queueFullPolicy: 'block' as 'hold' } })).toThrow(/limits\.queueFullPolicy/);
+    expect(validateConfig({ limits: { maxHeldPerSession: 0, maxAckHoldSeconds: 1 } }).limits).toMatchObject({ maxHeldPerSession: 0, maxAckHoldSeconds: 1 });
+    expect(() => validateConfig({ limits: { maxAckHoldSeconds: 0 } })).toThrow(/limits\.maxAckHoldSeconds/);
+    expect(() => validateConfig({ limits: { maxHeldPerSession: -1 } })).toThrow(/limits\.maxHeldPerSession/);
+  });
+
   it('store.evictOfflineAfter, shutdownTimeout and the anonymous-session limits are range-checked', () => {
     expect(validateConfig({ store: { evictOfflineAfter: 0 }, shutdownTimeout: 1 })).toMatchObject({ store: { durability: 'sync', evictOfflineAfter: 0 }, shutdownTimeout: 1 });
     expect(validateConfig({ limits: { maxAnonymousSessions: 0, maxAnonymousSessionExpiry: 0 } }).limits).toMatchObject({ maxAnonymousSessions: 0, maxAnonymousSessionExpiry: 0 });
@@ -244,6 +256,7 @@ log:
       allowAnonymous: false,
       usersFile: './users',
       jwt: { secret: null, publicKeyFile: null, jwksFile: null, issuer: null, audience: null },
+      enhanced: DEFAULTS.auth.enhanced,
       aclDefault: 'deny',
       acl: [{ action: 'allow', permission: 'subscribe', topic: 'chat/#' }],
     });

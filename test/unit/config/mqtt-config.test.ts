@@ -17,6 +17,7 @@ describe('config: mqtt', () => {
   it('has the documented defaults', () => {
     expect(DEFAULTS.mqtt).toEqual({
       topicAliasMaximum: 16,
+      topicAliasMaximumOut: 16,
       maximumQoS: 2,
       retainAvailable: true,
       wildcardSubscriptionAvailable: true,
@@ -34,6 +35,8 @@ describe('config: mqtt', () => {
     expect(cfg.mqtt).toMatchObject({ topicAliasMaximum: 0, maximumQoS: 1, serverKeepAlive: 30, responseInformation: 'reply/{clientid}/' });
     expect(configError(() => validateConfig({ mqtt: { maximumQoS: 3 } })).key).toBe('mqtt.maximumQoS');
     expect(configError(() => validateConfig({ mqtt: { topicAliasMaximum: 65_536 } })).key).toBe('mqtt.topicAliasMaximum');
+    expect(validateConfig({ mqtt: { topicAliasMaximumOut: 0 } }).mqtt.topicAliasMaximumOut).toBe(0);
+    expect(configError(() => validateConfig({ mqtt: { topicAliasMaximumOut: -1 } })).key).toBe('mqtt.topicAliasMaximumOut');
     expect(configError(() => validateConfig({ mqtt: { serverKeepAlive: 0 } })).message).toContain('an integer between 1 and 65535 or null');
     expect(configError(() => validateConfig({ mqtt: { responseInformation: 'reply/#' } })).key).toBe('mqtt.responseInformation');
     expect(configError(() => validateConfig({ mqtt: { topicAliasMax: 3 } })).message).toContain('did you mean "mqtt.topicAliasMaximum"');

@@ -10,21 +10,13 @@
  */
 import { describe, it, expect, afterEach } from 'vitest';
 import mqttPacket, { type Packet, type IPublishPacket } from 'mqtt-packet';
-import type { Logger } from 'pino';
-import { ActorSystem } from '../../../src/runtime/system.js';
-import { GatewayActor } from '../../../src/gateway/gateway-actor.js';
-import { Metrics } from '../../../src/admin/metrics.js';
 import type { ChannelEnv } from '../../../src/channel/index.js';
-import { allowAll, makeEnv } from '../channel/channel-env.js';
+import { allowAll } from '../channel/channel-env.js';
 import type { ConnIO } from '../../../src/transport/connection.js';
-import { COORDINATOR, gatewayName, shardName, type AppMessage, type GatewayMsg, type ShardMsg } from '../../../src/protocol/messages.js';
+import type { AppMessage, ShardMsg } from '../../../src/protocol/messages.js';
+import { closeGateways, gatewayEnv, parsePackets, turn } from './gateway-env.js';
 
-const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-const cleanups: Array<() => void> = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
-});
+afterEach(closeGateways);
 
 interface FakeConn {
   connId: number;
@@ -38,50 +30,9 @@ interface FakeConn {
   send(p: Packet): void;
 }
 
+/** The gateway of gateway-env.ts; `errors`: what it logged with `log.error`. */
 function harness(over: { acl?: ChannelEnv['acl'] } = {}) {
-  const sys = new ActorSystem('t', () => 't');
-  const shard: ShardMsg[] = [];
-  sys.spawn<ShardMsg>(shardName(0), { receive: (m) => void shard.push(m) });
-  sys.spawn(COORDINATOR, { receive: () => {} });
-  const metrics = new Metrics('gw0');
-  const errors: Array<Record<string, unknown>> = [];
-  const log = {
-    child: () => log,
-    info: () => {},
-    warn: () => {},
-    debug: () => {},
-    trace: () => {},
-    error: (o: Record<string, unknown>) => void errors.push(o),
-  } as unknown as Logger;
-  const env: ChannelEnv = makeEnv({
-    limits: { maxInflight: 100 },
-    acl: over.acl ?? allowAll,
-    shardOf: () => 0,
-    newClientId: () => 'auto',
-  });
-  const gw = new GatewayActor(
-    {
-      index: 0,
-      shards: 1,
-      maxConnections: 100,
-      socketBufferHighWater: 1 << 20,
-      maxPacketSize: 1 << 20,
-      connectTimeout: 10,
-      generation: 0,
-      connCounter: new Int32Array(new SharedArrayBuffer(4)),
-      durability: 'memory',
-    },
-    sys,
-    env,
-    async () => ({ result: 'ok' }),
-    metrics,
-    log,
-  );
-  const ref = sys.spawn<GatewayMsg>(gatewayName(0), gw);
-  cleanups.push(() => {
-    gw.shutdown();
-    metrics.close();
-  });
+  const { sys, gw, ref, shard, metrics, errors } = gatewayEnv({ env: { acl: over.acl ?? allowAll } });
 
   /** A socket that sent CONNECT (authentication done, nothing answered yet). */
   async function open(clientId: string, version: 3 | 4 | 5 = 5): Promise<FakeConn> {
@@ -111,11 +62,7 @@ function harness(over: { acl?: ChannelEnv['acl'] } = {}) {
         return resumed;
       },
       packets() {
-        const parser = mqttPacket.parser({ protocolVersion: version });
-        const out: Packet[] = [];
-        parser.on('packet', (p: Packet) => out.push(p));
-        parser.parse(Buffer.concat(written));
-        return out;
+        return parsePackets(written, version);
       },
       send,
     };
