@@ -172,7 +172,20 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
   const stopWorker = (rec: ThreadRec): Promise<void> =>
     new Promise<void>((resolve) => {
       rec.stopping = true;
-      const timer = setTimeout(() => void rec.worker.terminate().then(() => resolve()), 5000);
+      let last: NodeJS.Timeout | undefined;
+      // A thread slow to stop (a loaded host) is not terminated at once: terminating a
+      // gateway whose uWS app is still open aborts the whole process. It is told to crash
+      // instead (its uncaught-exception path closes the native handles, then exits), and
+      // terminated only if that does not end it either.
+      const timer = setTimeout(() => {
+        if (rec.role === 'gateway') rec.worker.postMessage({ t: 'crash' } satisfies ToWorker);
+        last = setTimeout(() => void rec.worker.terminate().then(() => resolve()), rec.role === 'gateway' ? 10_000 : 0);
+      }, 5000);
+      rec.worker.once('exit', () => {
+        clearTimeout(timer);
+        clearTimeout(last);
+        resolve();
+      });
       rec.worker.on('message', (m: FromWorker) => {
         if (m.t !== 'stopped') return;
         clearTimeout(timer);

@@ -21,7 +21,7 @@ function idOnShard(shard: number, shards = 2): string {
   }
 }
 
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
@@ -72,7 +72,7 @@ describe('supervisor restarts crashed threads (multi topology)', () => {
   /** Publishes `payload` to `topic` from `from` every 100 ms until `to` got it (resubscription may lag a reconnect). */
   async function deliverEventually(from: Tracked, to: Tracked, topic: string, payload: string): Promise<void> {
     const want = `${topic} ${payload}`;
-    const end = Date.now() + 5000;
+    const end = Date.now() + 15_000;
     while (!to.got.includes(want)) {
       if (Date.now() > end) throw new Error(`${to.id} never got ${want} (got ${JSON.stringify(to.got)})`);
       if (from.c.connected) from.c.publish(topic, payload, { qos: 1 });
@@ -125,7 +125,7 @@ describe('supervisor restarts crashed threads (multi topology)', () => {
     const n0 = await client(idOnShard(0));
     await within(n0.c.subscribeAsync('sv/n', { qos: 1 }), 5000, 'SUBACK n0');
     await deliverNow(a1, n0, 'sv/n', 'fresh');
-  });
+  }, 60_000);
 
   it('a crashed gateway restarts every gateway; all clients reconnect and traffic flows again', async () => {
     const subs = [await client(idOnShard(0)), await client(idOnShard(1)), await client(idOnShard(0), b.wsUrl)];
@@ -160,5 +160,5 @@ describe('supervisor restarts crashed threads (multi topology)', () => {
       await waitFor(`${t.id} to reconnect again`, () => t.closes > closesBefore[i]! && t.c.connected);
     for (const s of subs) await deliverEventually(pub, s, 'gw/all', `again-${s.id}`);
     expect(await within(metric(b, 'thread_restarts_total{role="gateway"}'), 5000, 'GET /metrics')).toBe(2);
-  });
+  }, 60_000);
 });
