@@ -88,7 +88,7 @@ export class ClusterActor implements Actor<ClusterMsg> {
     this.retainedSub = bus.subscribe(`${opts.prefix}.r`, (data) => this.fromNode(data));
     // Membership: a heartbeat per node every second; silent for 3.5 s = gone.
     const every = opts.heartbeatMs ?? 1000;
-    this.membership = new Membership(opts.node, opts.deadAfterMs ?? every * 3.5);
+    this.membership = new Membership(opts.node, opts.deadAfterMs ?? every * 3.5, every);
     this.heartbeatSub = bus.subscribe(`${opts.prefix}.hb`, (data) => this.onHeartbeat(data));
     this.heartbeat = setInterval(() => this.beat(), every);
     this.heartbeat.unref();

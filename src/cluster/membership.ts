@@ -15,10 +15,18 @@ export type MembershipEvent = { kind: 'joined' | 'restarted' | 'gone'; node: str
 
 export class Membership {
   private readonly nodes = new Map<string, NodeInfo>();
+  private lastSweep: number | undefined;
 
   constructor(
     readonly self: string,
     private readonly deadAfterMs: number,
+    /**
+     * How often sweep() is called. A sweep more than twice that after the previous one means
+     * this node's own event loop was held up (a long turn, CPU starvation, SIGSTOP): the
+     * peers' heartbeats of that time may still be unread in its socket, so it forgets no
+     * one then and sweeps on the next call, once they have been read.
+     */
+    private readonly sweepEveryMs?: number,
   ) {}
 
   /** A heartbeat from `node`; returns what changed. */
@@ -33,6 +41,9 @@ export class Membership {
 
   /** Nodes silent for longer than deadAfterMs are forgotten; returns them. */
   sweep(now: number): MembershipEvent[] {
+    const late = this.sweepEveryMs !== undefined && this.lastSweep !== undefined && now - this.lastSweep > 2 * this.sweepEveryMs;
+    this.lastSweep = now;
+    if (late) return [];
     const out: MembershipEvent[] = [];
     for (const [node, info] of this.nodes) {
       if (now - info.lastSeen <= this.deadAfterMs) continue;

@@ -16,4 +16,18 @@ describe('Membership', () => {
     expect(m.sweep(6100)).toEqual([{ kind: 'gone', node: 'c' }]);
     expect(m.heard('b', 2, 7000)).toEqual({ kind: 'joined', node: 'b' });
   });
+
+  it('a sweep long after the previous one (this node was held up) forgets no one: the heartbeats of that time are not read yet', () => {
+    const m = new Membership('a', 3500, 1000);
+    m.heard('b', 1, 0);
+    expect(m.sweep(1000)).toEqual([]);
+    // Paused from 1000 to 6000: b kept beating, its heartbeats wait in the socket.
+    expect(m.sweep(6000)).toEqual([]);
+    expect(m.heard('b', 1, 6001)).toBeNull(); // still a member, not a new join
+    expect(m.sweep(7000)).toEqual([]);
+    // b really silent: gone on a sweep that is on time.
+    expect(m.sweep(8000)).toEqual([]);
+    expect(m.sweep(9000)).toEqual([]);
+    expect(m.sweep(10000)).toEqual([{ kind: 'gone', node: 'b' }]);
+  });
 });
