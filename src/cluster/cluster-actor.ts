@@ -57,8 +57,6 @@ const MAX_SUBJECT = 4000;
 
 export class ClusterActor implements Actor<ClusterMsg> {
   private readonly routes = new RouteTable();
-  /** filter -> bitmask of the local shards that want it. */
-  private readonly filters = new Map<string, number>();
   private readonly subjects = new Map<string, { n: number; sub: BusSubscription }>();
   private readonly shardRefs: ActorRef<ShardMsg>[] = [];
   private readonly gatewayRefs: ActorRef<GatewayMsg>[] = [];
@@ -143,40 +141,24 @@ export class ClusterActor implements Actor<ClusterMsg> {
   }
 
   // ------------------------------------------------------------ interest
+  // The route table says which filters became wanted (or unwanted) by this node as a whole:
+  // those are the NATS subscriptions to make (or drop).
   private add(shard: number, filters: string[]): void {
-    const bit = 1 << shard;
-    for (const f of filters) {
-      const mask = this.filters.get(f) ?? 0;
-      if (mask & bit) continue;
-      this.filters.set(f, mask | bit);
-      if (mask === 0) for (const s of filterSubjects(`${this.opts.prefix}.m`, f)) this.subscribe(s);
-    }
-    this.routes.add(shard, filters);
+    for (const f of this.routes.add(shard, filters)) for (const s of filterSubjects(`${this.opts.prefix}.m`, f)) this.subscribe(s);
     this.metrics.set('cluster_subscriptions', this.subjects.size);
   }
 
   private remove(shard: number, filters: string[]): void {
-    const bit = 1 << shard;
-    for (const f of filters) {
-      const mask = this.filters.get(f);
-      if (mask === undefined || !(mask & bit)) continue;
-      const next = mask & ~bit;
-      if (next !== 0) {
-        this.filters.set(f, next);
-        continue;
-      }
-      this.filters.delete(f);
-      for (const s of filterSubjects(`${this.opts.prefix}.m`, f)) this.unsubscribe(s);
-    }
-    this.routes.remove(shard, filters);
-    this.metrics.set('cluster_subscriptions', this.subjects.size);
+    this.unsubscribeAll(this.routes.remove(shard, filters));
   }
 
   private dropShard(shard: number): void {
-    const bit = 1 << shard;
-    const gone: string[] = [];
-    for (const [f, mask] of this.filters) if (mask & bit) gone.push(f);
-    this.remove(shard, gone);
+    this.unsubscribeAll(this.routes.dropShard(shard));
+  }
+
+  private unsubscribeAll(gone: string[]): void {
+    for (const f of gone) for (const s of filterSubjects(`${this.opts.prefix}.m`, f)) this.unsubscribe(s);
+    this.metrics.set('cluster_subscriptions', this.subjects.size);
   }
 
   private subscribe(subject: string): void {

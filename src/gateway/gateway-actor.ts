@@ -264,7 +264,8 @@ export class GatewayActor {
         this.shardRefs[m.shard]!.tell({ t: 'routeAck', gw: this.opts.index, seq: m.seq });
         return;
       case 'routeDel':
-        return this.routes.remove(m.shard, m.filters);
+        this.routes.remove(m.shard, m.filters);
+        return;
       case 'routeSnapshot': {
         const wasDown = (this.downShards & (1 << m.shard)) !== 0;
         this.downShards &= ~(1 << m.shard);

@@ -8,27 +8,40 @@ import { TopicTrie } from '../router/topic-trie.js';
 export class RouteTable {
   private readonly trie = new TopicTrie<number>();
 
-  add(shard: number, filters: string[]): void {
+  /** Adds `shard` to each filter; returns the filters no shard had before (newly routed). */
+  add(shard: number, filters: string[]): string[] {
     const bit = 1 << shard;
-    for (const f of filters) this.trie.set(f, (this.trie.get(f) ?? 0) | bit);
+    const fresh: string[] = [];
+    for (const f of filters) {
+      const m = this.trie.get(f);
+      if (m === undefined) fresh.push(f);
+      this.trie.set(f, (m ?? 0) | bit);
+    }
+    return fresh;
   }
 
-  remove(shard: number, filters: string[]): void {
+  /** Removes `shard` from each filter; returns the filters no shard wants any more. */
+  remove(shard: number, filters: string[]): string[] {
     const bit = 1 << shard;
+    const gone: string[] = [];
     for (const f of filters) {
       const m = this.trie.get(f);
       if (m === undefined) continue;
       const next = m & ~bit;
-      if (next === 0) this.trie.delete(f);
-      else this.trie.set(f, next);
+      if (next === m) continue;
+      if (next === 0) {
+        this.trie.delete(f);
+        gone.push(f);
+      } else this.trie.set(f, next);
     }
+    return gone;
   }
 
-  /** Forgets every route of a shard (it restarted empty). */
-  dropShard(shard: number): void {
-    const gone: string[] = [];
-    for (const [f] of this.trie.filters()) gone.push(f);
-    this.remove(shard, gone);
+  /** Forgets every route of a shard (it restarted empty); returns the filters no shard wants any more. */
+  dropShard(shard: number): string[] {
+    const all: string[] = [];
+    for (const [f] of this.trie.filters()) all.push(f);
+    return this.remove(shard, all);
   }
 
   /** Bitmask of the shards that want a message on this topic. */
