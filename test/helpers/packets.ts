@@ -1,8 +1,10 @@
 /**
  * Raw MQTT bytes, encoded by hand (so lengths, flags and properties are fully under
  * control): for the fuzz generator (test/helpers/fuzz.ts), the malformed-input test and
- * the v5 property tests that feed bytes through the real parser.
+ * the v5 property tests that feed bytes through the real parser; and `publishPacket`, a
+ * PUBLISH object for mqtt-packet and the raw client.
  */
+import type { IPublishPacket } from 'mqtt-packet';
 
 /** An MQTT variable byte integer (Remaining Length, property lengths, Subscription Identifier). */
 export function varint(n: number): Buffer {
@@ -40,3 +42,14 @@ export function properties(...p: ReadonlyArray<Buffer | readonly number[]>): Buf
   const body = Buffer.concat(p.map((x) => (Buffer.isBuffer(x) ? x : Buffer.from(x))));
   return Buffer.concat([varint(body.length), body]);
 }
+
+/** A PUBLISH as mqtt-packet (and the raw client) take it: QoS 0, payload "x", unless `over` says otherwise. */
+export const publishPacket = (topic: string, over: Partial<IPublishPacket> = {}): IPublishPacket => ({
+  cmd: 'publish',
+  topic,
+  payload: Buffer.from('x'),
+  qos: 0,
+  dup: false,
+  retain: false,
+  ...over,
+});

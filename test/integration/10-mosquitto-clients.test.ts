@@ -8,14 +8,13 @@
  * it). Without them the whole file is skipped with a message saying so.
  */
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import mqtt, { type MqttClient } from 'mqtt';
 import { startTestBroker, TOPOLOGIES, metric, type TestBroker } from '../helpers/broker.js';
+import { HAVE_MOSQUITTO as HAVE_MOSQUITTO_CLIENTS, onPath } from '../helpers/peers.js';
 
-const onPath = (bin: string, arg: string) =>
-  (spawnSync(bin, [arg], { stdio: 'ignore' }).error as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT';
 // stdbuf (coreutils) makes mosquitto_sub's debug output line-buffered, see mosqSub().
-const HAVE_MOSQUITTO = onPath('mosquitto_pub', '--help') && onPath('mosquitto_sub', '--help') && onPath('stdbuf', '--version');
+const HAVE_MOSQUITTO = HAVE_MOSQUITTO_CLIENTS && onPath('stdbuf', '--version');
 if (!HAVE_MOSQUITTO) {
   console.warn(
     '10-mosquitto-clients: SKIPPED: mosquitto_pub/mosquitto_sub (or stdbuf) not on PATH (apt-get install mosquitto-clients coreutils)',

@@ -27,7 +27,7 @@
  * Checks use expect.soft: one run reports every broken promise, not just the first.
  */
 import { describe, it, expect, afterEach } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,14 +35,13 @@ import mqtt, { type MqttClient, type IClientOptions } from 'mqtt';
 import { shardOf } from '../../src/runtime/sharding.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { BrokerProcess, freePorts, killAllBrokerProcesses } from '../helpers/broker-process.js';
+import { HAVE_MOSQUITTO as HAVE_MOSQUITTO_CLIENTS, onPath } from '../helpers/peers.js';
 
 // ---------------------------------------------------------------------------------------
 // Environment
 
-const onPath = (bin: string, arg: string) =>
-  (spawnSync(bin, [arg], { stdio: 'ignore' }).error as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT';
 // stdbuf (coreutils) line-buffers mosquitto_sub's stdout, so messages can be read while it runs.
-const HAVE_MOSQUITTO = onPath('mosquitto_pub', '--help') && onPath('mosquitto_sub', '--help') && onPath('stdbuf', '--version');
+const HAVE_MOSQUITTO = HAVE_MOSQUITTO_CLIENTS && onPath('stdbuf', '--version');
 if (!HAVE_MOSQUITTO) {
   console.warn(
     '30-durability-crash: mosquitto_pub/mosquitto_sub (or stdbuf) not on PATH: test B is skipped and test A runs without its mosquitto_sub subscriber (apt-get install mosquitto-clients)',

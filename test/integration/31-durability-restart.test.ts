@@ -22,9 +22,9 @@ import { inbox, sleep, uid, within } from '../helpers/clients.js';
 import { RawClient } from '../helpers/raw-client.js';
 import type { DeepPartial } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
+import { HAVE_MOSQUITTO } from '../helpers/peers.js';
 
 const run = promisify(execFile);
-const HAVE_MOSQUITTO = existsSync('/usr/bin/mosquitto_sub') && existsSync('/usr/bin/mosquitto_pub');
 
 const brokers: TestBroker[] = [];
 const clients: MqttClient[] = [];

@@ -17,7 +17,7 @@
  * Needs the `openssl` command (Debian: package openssl; .ci/run installs it when missing).
  */
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
@@ -35,10 +35,9 @@ import { generateDevCerts, type DevCertFiles } from '../../src/transport/dev-cer
 import { addUser } from '../../src/auth/users-file.js';
 import { loadConfig, ConfigError } from '../../src/config/load.js';
 import { startBroker } from '../../src/broker.js';
+import { HAVE_MOSQUITTO, onPath } from '../helpers/peers.js';
 
-const onPath = (bin: string, arg: string) => (spawnSync(bin, [arg], { stdio: 'ignore' }).error as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT';
 const HAVE_OPENSSL = onPath('openssl', 'version');
-const HAVE_MOSQUITTO = onPath('mosquitto_pub', '--help') && onPath('mosquitto_sub', '--help');
 const CHROMIUM = '/usr/bin/chromium';
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
 if (!HAVE_OPENSSL) console.warn('33-tls: SKIPPED: the openssl command is not on PATH (apt-get install openssl)');

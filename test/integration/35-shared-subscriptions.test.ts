@@ -5,7 +5,7 @@
  * ids, and publishers and members connect through either gateway.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,9 +13,8 @@ import type { IPublishPacket } from 'mqtt-packet';
 import { startTestBroker, TOPOLOGIES, type TestBroker } from '../helpers/broker.js';
 import { ClientPool, sharedBroker, sleep, uid, within, type Opened } from '../helpers/clients.js';
 import { shardOf } from '../../src/runtime/sharding.js';
+import { HAVE_MOSQUITTO } from '../helpers/peers.js';
 
-const onPath = (bin: string, arg: string) => (spawnSync(bin, [arg], { stdio: 'ignore' }).error as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT';
-const HAVE_MOSQUITTO = onPath('mosquitto_sub', '--help') && onPath('mosquitto_pub', '--help');
 if (!HAVE_MOSQUITTO) console.warn('35-shared-subscriptions: mosquitto_sub test SKIPPED: mosquitto-clients not on PATH');
 
 /** Payloads an MQTT.js member received. */

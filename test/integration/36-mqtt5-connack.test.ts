@@ -7,26 +7,14 @@
  * statement checked (MQTT 5.0 OASIS Standard; a section where the spec has no statement id).
  */
 import { describe, it, expect, afterEach } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import mqttPacket, { type IPublishPacket } from 'mqtt-packet';
 import { TOPOLOGIES } from '../helpers/broker.js';
 import { ClientPool, sharedBroker, sleep, uid } from '../helpers/clients.js';
+import { HAVE_MOSQUITTO_V5_PROPS } from '../helpers/peers.js';
+import { publishPacket as pub } from '../helpers/packets.js';
 
-const HAVE_MOSQUITTO = (() => {
-  const r = spawnSync('mosquitto_pub', ['--help'], { encoding: 'utf8' });
-  return r.error === undefined && /-D\b/.test(`${r.stdout}${r.stderr}`);
-})();
-if (!HAVE_MOSQUITTO) console.warn('36-mqtt5-connack: mosquitto_pub with -D (MQTT 5 properties) not on PATH: its topic alias test is skipped');
-
-const pub = (topic: string, over: Partial<IPublishPacket> = {}): IPublishPacket => ({
-  cmd: 'publish',
-  topic,
-  payload: Buffer.from('x'),
-  qos: 0,
-  dup: false,
-  retain: false,
-  ...over,
-});
+if (!HAVE_MOSQUITTO_V5_PROPS) console.warn('36-mqtt5-connack: mosquitto_pub with -D (MQTT 5 properties) not on PATH: its topic alias test is skipped');
 
 /** Several packets in one write: the broker handles them in one turn, before any commit comes back. */
 const bytes = (...packets: IPublishPacket[]) => Buffer.concat(packets.map((p) => mqttPacket.generate(p, { protocolVersion: 5 })));
@@ -133,7 +121,7 @@ describe.each(TOPOLOGIES)('36 MQTT 5 CONNACK capabilities (%s)', (topo) => {
       expect((await b.next('disconnect')).reasonCode).toBe(0x82);
     });
 
-    it.skipIf(!HAVE_MOSQUITTO)('[MQTT-3.3.2-12] mosquitto_pub -D publish topic-alias: later lines go with the alias alone and arrive whole', async () => {
+    it.skipIf(!HAVE_MOSQUITTO_V5_PROPS)('[MQTT-3.3.2-12] mosquitto_pub -D publish topic-alias: later lines go with the alias alone and arrive whole', async () => {
       const topic = `${uid('mosq')}/alias/topic`;
       const sub = await pool.connect(ref.b.tcpUrl, { protocolVersion: 5, clientId: uid('s') });
       await sub.client.subscribeAsync(topic, { qos: 1 });

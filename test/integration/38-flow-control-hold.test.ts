@@ -8,13 +8,14 @@
  * counted. A subscriber that never reads costs its publishers maxAckHoldSeconds, no more.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import mqttPacket, { type IPublishPacket } from 'mqtt-packet';
 import { metric, TOPOLOGIES, type TestBroker } from '../helpers/broker.js';
 import { ClientPool, sharedBroker, sleep, uid } from '../helpers/clients.js';
 import type { RawClient } from '../helpers/raw-client.js';
+import { onPath } from '../helpers/peers.js';
 
-const HAVE_MOSQUITTO = spawnSync('mosquitto_pub', ['--help'], { encoding: 'utf8' }).error === undefined;
+const HAVE_MOSQUITTO = onPath('mosquitto_pub', '--help');
 if (!HAVE_MOSQUITTO) console.warn('38-flow-control-hold: mosquitto_pub not on PATH: its publisher is left out');
 
 /** The subscriber's queue and window: what the broker can take before a publisher must wait. */

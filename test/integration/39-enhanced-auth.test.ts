@@ -12,7 +12,7 @@
  * Named after the normative statement checked (a section where the spec has none).
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,16 +24,13 @@ import { metric, TOPOLOGIES } from '../helpers/broker.js';
 import { ClientPool, sharedBroker, sleep, uid } from '../helpers/clients.js';
 import type { RawClient } from '../helpers/raw-client.js';
 import { scramClient } from '../helpers/scram-client.js';
+import { HAVE_MOSQUITTO_V5_PROPS } from '../helpers/peers.js';
 
 const SCRAM = 'SCRAM-SHA-256';
 const PLUGIN = 'X-CHALLENGE';
 const USERS = { alice: 'wonderland', bob: 'builder' } as const;
 
-const HAVE_MOSQUITTO = (() => {
-  const r = spawnSync('mosquitto_pub', ['--help'], { encoding: 'utf8' });
-  return r.error === undefined && /-D\b/.test(`${r.stdout}${r.stderr}`);
-})();
-if (!HAVE_MOSQUITTO) console.warn('39-enhanced-auth: mosquitto_pub with -D (MQTT 5 properties) not on PATH: its test is skipped');
+if (!HAVE_MOSQUITTO_V5_PROPS) console.warn('39-enhanced-auth: mosquitto_pub with -D (MQTT 5 properties) not on PATH: its test is skipped');
 
 // One users file for every broker of this file, written as `switchboard passwd` does.
 const dir = mkdtempSync(join(tmpdir(), 'switchboard-enhanced-auth-'));
@@ -189,7 +186,7 @@ describe.each(TOPOLOGIES)('39 MQTT 5 enhanced authentication (%s)', (topo) => {
       expect(await c.closesWithin(2000)).toBe(true);
     });
 
-    it.skipIf(!HAVE_MOSQUITTO)('[MQTT-4.12.0-1] mosquitto_pub -V mqttv5 -D connect authentication-method FOO is refused', async () => {
+    it.skipIf(!HAVE_MOSQUITTO_V5_PROPS)('[MQTT-4.12.0-1] mosquitto_pub -V mqttv5 -D connect authentication-method FOO is refused', async () => {
       const before = await metric(ref.b, 'auth_failures_total{reason="bad_method"}');
       const args = ['-h', '127.0.0.1', '-p', String(ref.b.tcpPort), '-V', 'mqttv5', '-t', uid('t'), '-m', 'x', '-D', 'connect', 'authentication-method', 'FOO', '-d'];
       const proc = spawn('mosquitto_pub', args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -4,31 +4,18 @@
  * client and mosquitto_pub. Every topology.
  */
 import { describe, it, expect, afterEach } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { IPublishPacket } from 'mqtt-packet';
 import { TOPOLOGIES } from '../helpers/broker.js';
 import { ClientPool, sharedBroker, uid } from '../helpers/clients.js';
+import { HAVE_MOSQUITTO_V5_PROPS } from '../helpers/peers.js';
+import { publishPacket as pub } from '../helpers/packets.js';
 
-const HAVE_MOSQUITTO = (() => {
-  const r = spawnSync('mosquitto_pub', ['--help'], { encoding: 'utf8' });
-  return r.error === undefined && /-D\b/.test(`${r.stdout}${r.stderr}`);
-})();
-if (!HAVE_MOSQUITTO) console.warn('40-mqtt5-message-checks: mosquitto_pub with -D not on PATH: its tests are skipped');
+if (!HAVE_MOSQUITTO_V5_PROPS) console.warn('40-mqtt5-message-checks: mosquitto_pub with -D not on PATH: its tests are skipped');
 
 const BAD_UTF8 = Buffer.from([0x61, 0xc3, 0x28]);
-
-const pub = (topic: string, over: Partial<IPublishPacket> = {}): IPublishPacket => ({
-  cmd: 'publish',
-  topic,
-  payload: Buffer.from('x'),
-  qos: 0,
-  dup: false,
-  retain: false,
-  ...over,
-});
 
 function mosquittoPub(port: number, args: string[]): Promise<{ code: number | null; out: string }> {
   const proc = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-V', 'mqttv5', '-d', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -105,7 +92,7 @@ describe.each(TOPOLOGIES)('40 MQTT 5 message checks (%s)', (topo) => {
     expect(connack.reasonCode).toBe(0x99);
   });
 
-  it.skipIf(!HAVE_MOSQUITTO)('mosquitto_pub -D publish payload-format-indicator 1 with invalid UTF-8: PUBACK 0x99 (153); response-topic r/+: disconnected', async () => {
+  it.skipIf(!HAVE_MOSQUITTO_V5_PROPS)('mosquitto_pub -D publish payload-format-indicator 1 with invalid UTF-8: PUBACK 0x99 (153); response-topic r/+: disconnected', async () => {
     const file = join(tmpdir(), `${uid('bad')}.bin`);
     writeFileSync(file, BAD_UTF8);
     const a = await mosquittoPub(ref.b.tcpPort, ['-t', uid('t'), '-q', '1', '-f', file, '-D', 'publish', 'payload-format-indicator', '1']);

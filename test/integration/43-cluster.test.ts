@@ -7,13 +7,13 @@
  * shard threads, so both paths to the cluster link are used.
  */
 import { describe, it, expect, afterAll, beforeAll, afterEach } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { startTestBroker, metric, type TestBroker } from '../helpers/broker.js';
 import { ClientPool, uid } from '../helpers/clients.js';
 import { HAVE_NATS, NatsServer } from '../helpers/nats.js';
 import { decodeImPayload, encodeImPayload, ImMedia } from '../../src/im/index.js';
+import { HAVE_MOSQUITTO } from '../helpers/peers.js';
 
-const HAVE_MOSQUITTO = spawnSync('mosquitto_pub', ['--help'], { encoding: 'utf8' }).error === undefined;
 if (!HAVE_NATS) console.warn('43-cluster: nats-server not on PATH (Debian package nats-server): the cluster tests are skipped');
 
 const waitUntil = async (what: string, cond: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> => {
