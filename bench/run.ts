@@ -18,7 +18,7 @@
  *   --no-build         do not rebuild dist/                   --out DIR    results directory (bench/results)
  * Scenario options (--name value): fanin --publishers --window; fanout --subscribers --messages;
  *   pairs/latency/soak --pairs --window --rate --soak-seconds; conns --conns 10000,20000 --per-process
- *   --connect-rate --addresses --cluster N|auto --node-max-conns 17000 --node-threads 1|auto;
+ *   --connect-rate --addresses --cluster N|auto --node-max-conns 14000 --node-threads 1|auto;
  *   fig6 --counts 1,10,50,100; durability --cases pairs,fanin,latency,
  *   restart-term,restart-kill --modes memory,async,sync --sessions --per-session --protocol 4|5;
  *   fanin-slow --sub-rate 5000 --queue 100 --publishers --window --durability sync|async|memory.

@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { addressesNeeded, portsPerAddress, sourceAddresses } from '../lib/addresses.js';
+import { addressesNeeded, ephemeralPortRange, portsPerAddress, sourceAddresses } from '../lib/addresses.js';
 import { allProcessCpu, BENCH_DIR, isSwitchboard, REPO_ROOT, trackChild, type BrokerHandle, type BrokerName } from '../lib/brokers.js';
 import { ONE_THREAD_ARGS } from '../lib/cluster.js';
 import type { ConnectRequest, FromWorker, PushGroup, PushReport, ToWorker, WorkerStats } from '../lib/conn-worker.js';
@@ -37,8 +37,21 @@ export const PAPER_TABLE6: ReadonlyArray<{ connections: number; cpuPct: number; 
 /** What one broker process can hold here: the per-process descriptor limit is 20000. */
 export const SINGLE_PROCESS_MAX_CONNS = 19_000;
 export const NEEDS_CLUSTER = 'needs cluster (one broker process holds at most ~19k connections here)';
-/** Connections per Switchboard node of a cluster by default (--node-max-conns): 20,000 descriptors less a margin. */
-export const NODE_MAX_CONNS = 17_000;
+/**
+ * Connections per Switchboard node of a cluster by default (--node-max-conns): 14,000 here.
+ * At most 17,000 (20,000 descriptors less a margin for the store, the listeners, the NATS
+ * link), and no more than the even half of the ephemeral port range less a margin: an
+ * unbound connect() takes even ports first, per destination, and once they are all in
+ * use towards one node each further connect() scans all of them in the kernel (~1 ms of
+ * system time each; measured: the conn-workers' system time tripled over the last ~15 %
+ * of a 100k ramp with 16,700 clients per node, and the ramp fell to ~1,300 conn/s).
+ */
+export function defaultNodeMaxConns(): number {
+  const [lo, hi] = ephemeralPortRange();
+  const even = Math.floor((hi - lo + 1) / 2);
+  return Math.max(1000, Math.min(17_000, Math.floor((even - 100) / 1000) * 1000));
+}
+export const NODE_MAX_CONNS = defaultNodeMaxConns();
 
 /**
  * Why a peer's C > the single-process bound is not measured: the peers run as one process

@@ -8,7 +8,8 @@ import type { BrokerName } from '../../../bench/lib/brokers.js';
 import { ONE_THREAD_ARGS } from '../../../bench/lib/cluster.js';
 import { paperTable, renderMarkdown, summarize, type BenchReportInput, type CaseRun } from '../../../bench/lib/report.js';
 import type { BenchOptions, Measurement } from '../../../bench/lib/scenario.js';
-import { clusterFor, connsOptions, NODE_MAX_CONNS, PEER_NEEDS_CLUSTER, conns } from '../../../bench/scenarios/conns.js';
+import { ephemeralPortRange } from '../../../bench/lib/addresses.js';
+import { clusterFor, connsOptions, defaultNodeMaxConns, NODE_MAX_CONNS, PEER_NEEDS_CLUSTER, conns } from '../../../bench/scenarios/conns.js';
 
 function opts(extra: Record<string, string>): BenchOptions {
   return { quick: false, rounds: 1, durationS: 5, warmupS: 1, transport: 'tcp', qos: 1, payloadSize: 64, protocolVersion: 4, brokers: ['switchboard'], extra };
@@ -17,14 +18,23 @@ function opts(extra: Record<string, string>): BenchOptions {
 describe('conns: cluster or one process', () => {
   const nodes = (broker: BrokerName, extra: Record<string, string>) => clusterFor(broker, connsOptions(opts(extra)))?.nodes;
 
+  it('holds per node at most the even half of the ephemeral ports (less a margin), and never more than 17,000', () => {
+    const [lo, hi] = ephemeralPortRange();
+    expect(NODE_MAX_CONNS).toBe(defaultNodeMaxConns());
+    expect(NODE_MAX_CONNS).toBeLessThanOrEqual(Math.min(17_000, (hi - lo + 1) / 2 - 100));
+    expect(NODE_MAX_CONNS % 1000).toBe(0);
+    if (lo === 32768 && hi === 60999) expect(NODE_MAX_CONNS).toBe(14_000); // Linux's default range
+  });
+
   it('runs Switchboard as a cluster above the single-process bound, with enough nodes for C + the publisher', () => {
-    expect(NODE_MAX_CONNS).toBe(17_000);
-    expect(nodes('switchboard', { conns: '10000' })).toBeUndefined();
-    expect(nodes('switchboard', { conns: '19000' })).toBeUndefined();
+    const m = { 'node-max-conns': '14000' };
+    expect(nodes('switchboard', { conns: '10000', ...m })).toBeUndefined();
+    expect(nodes('switchboard', { conns: '19000', ...m })).toBeUndefined();
     const counts = [20_000, 30_000, 40_000, 50_000, 75_000, 100_000];
-    expect(counts.map((c) => nodes('switchboard', { conns: String(c) }))).toEqual([2, 2, 3, 3, 5, 6]);
-    expect(nodes('switchboard-memory', { conns: '50000' })).toBe(3);
-    expect(nodes('switchboard', { conns: '34000', 'node-max-conns': '17000' })).toBe(3); // 34,001 > 2 x 17,000
+    expect(counts.map((c) => nodes('switchboard', { conns: String(c), ...m }))).toEqual([2, 3, 3, 4, 6, 8]);
+    expect(counts.map((c) => nodes('switchboard', { conns: String(c), 'node-max-conns': '17000' }))).toEqual([2, 2, 3, 3, 5, 6]);
+    expect(nodes('switchboard-memory', { conns: '50000', ...m })).toBe(4);
+    expect(nodes('switchboard', { conns: '28000', ...m })).toBe(3); // 28,001 > 2 x 14,000
   });
 
   it('never clusters a peer', () => {
@@ -39,7 +49,7 @@ describe('conns: cluster or one process', () => {
   it('--cluster N|auto forces a cluster for any C; --node-threads picks the node arguments', () => {
     expect(nodes('switchboard', { conns: '10000', cluster: '3' })).toBe(3);
     expect(nodes('switchboard', { conns: '10000', cluster: 'auto' })).toBe(2); // at least 2
-    expect(nodes('switchboard', { conns: '100000', cluster: 'auto' })).toBe(6);
+    expect(nodes('switchboard', { conns: '100000', cluster: 'auto', 'node-max-conns': '17000' })).toBe(6);
     expect(clusterFor('switchboard', connsOptions(opts({ conns: '20000' })))?.nodeArgs).toEqual(ONE_THREAD_ARGS);
     expect(clusterFor('switchboard', connsOptions(opts({ conns: '20000', 'node-threads': 'auto' })))?.nodeArgs).toEqual([]);
     expect(() => connsOptions(opts({ 'node-threads': '2' }))).toThrow(/node-threads/);
@@ -48,7 +58,7 @@ describe('conns: cluster or one process', () => {
   });
 
   it('is the scenario hook the runner asks, one variant (C) at a time', () => {
-    expect(conns.cluster?.('switchboard', opts({ conns: '75000' }))?.nodes).toBe(5);
+    expect(conns.cluster?.('switchboard', opts({ conns: '75000', 'node-max-conns': '14000' }))?.nodes).toBe(6);
     expect(conns.cluster?.('aedes', opts({ conns: '75000' }))).toBeUndefined();
   });
 });
