@@ -280,7 +280,7 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
   };
 
   // A node of a cluster reaches NATS before anything else starts: unreachable, it stops here.
-  const joining = config.cluster.nats !== null ? await startCluster(config, topology, system, metrics, log) : undefined;
+  const joining = config.cluster.nats !== null ? await startCluster(config, topology, system, metrics, log, coordinator) : undefined;
   // Shards first, so gateways get their route snapshots before they accept anything.
   const localShards: ShardActor[] = [];
   if (topology.shardThreads === 0) localShards.push(startShardHost({ system, index: 0, config, topology, log }));
@@ -289,7 +289,11 @@ export async function startBroker(config: Config, opts: { logger?: Logger } = {}
   await coordinator.resyncShared(null);
   // The cluster link asks the shards for their routes (subscribes on NATS) before the
   // gateways open: a client's SUBACK then already covers the other nodes.
-  if (joining) cluster = joining.spawn();
+  if (joining) {
+    cluster = joining.spawn();
+    await cluster.actor.discovered;
+    await cluster.ready;
+  }
   coordinator.createHolds();
   if (topology.gatewayThreads === 0) {
     const host = await startGatewayHost({ system, index: 0, config, topology, connCounter, readiness, log });

@@ -274,8 +274,9 @@ export interface StartOptions {
   /** Mosquitto: `persistence true` (database in the broker's directory, autosave every MOSQUITTO_AUTOSAVE_S). */
   persistence?: boolean;
   /**
-   * nats: a plain nats-server for a Switchboard cluster to meet on (no MQTT listener, no
-   * JetStream); `port` is then its client port.
+   * nats: a nats-server for a Switchboard cluster to meet on (no MQTT listener; JetStream
+   * on, store in the temp dir: the cluster keeps its shared state in JetStream KV);
+   * `port` is then its client port.
    */
   natsBus?: boolean;
 }
@@ -388,8 +389,12 @@ export async function startBroker(name: BrokerName, opts: StartOptions = {}): Pr
       if (!natsAvailable()) throw new Error(`${NATS_BIN} not found`);
       const conf = path.join(tmp, 'nats.conf');
       if (opts.natsBus) {
-        // As test/helpers/nats.ts: max_payload above MQTT's default maximum packet size.
-        writeFileSync(conf, [`listen: ${host}:${port}`, 'server_name: bench-bus', 'max_payload: 8MB', ''].join('\n'));
+        // As test/helpers/nats.ts: max_payload above MQTT's default maximum packet size, and
+        // JetStream (retained messages, IM state, presence: docs/cluster.md "Shared state").
+        writeFileSync(
+          conf,
+          [`listen: ${host}:${port}`, 'server_name: bench-bus', 'max_payload: 8MB', `jetstream { store_dir: "${path.join(tmp, 'js')}" }`, ''].join('\n'),
+        );
         cmd = NATS_BIN;
         args = ['-c', conf];
         break;

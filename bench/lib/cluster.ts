@@ -1,5 +1,6 @@
 /**
- * A Switchboard cluster under test (docs/cluster.md): one nats-server and N Switchboard
+ * A Switchboard cluster under test (docs/cluster.md): one nats-server (with JetStream,
+ * store in its temp dir: brokers.ts `natsBus`) and N Switchboard
  * node processes on this host, each started like the single broker of brokers.ts
  * (`node dist/src/cli.js start`, same environment for store.durability, its own free
  * loopback ports and temp data directory, under the leash, tracked for cleanup), plus

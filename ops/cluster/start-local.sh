@@ -17,7 +17,8 @@
 #   --threads 1|auto     1 = every actor on the main thread of each node (--gateways 0
 #                        --shards 0; best when many nodes share few cores), auto = each
 #                        node's default topology (default: 1 when N >= cores, else auto)
-#   --nats-url URL       use this running NATS instead of starting nats-server
+#   --nats-url URL       use this running NATS instead of starting nats-server (it
+#                        needs JetStream: nats-server -js, or a jetstream block)
 #   --grace S            seconds a node may take to stop after SIGTERM (default 15)
 #
 # Environment: SWITCHBOARD = the command that runs the broker (default: `node
@@ -134,8 +135,11 @@ wait_port() {
 if [[ -z $nats_url ]]; then
   nats_bin=${NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}
   [[ -x $nats_bin ]] || die "nats-server not found (apt-get install nats-server, or set NATS_SERVER / --nats-url)"
-  # max_payload above MQTT's default maximum packet size (1 MiB) plus the envelope.
-  printf 'listen: %s:%s\nserver_name: switchboard-local\nmax_payload: 8MB\n' "$host" "$nats_port" >"$data/nats.conf"
+  # max_payload above MQTT's default maximum packet size (1 MiB) plus the envelope;
+  # JetStream (file store under DATA/nats-js): the nodes keep retained messages, the IM
+  # directory, templates, rules and presence in JetStream KV (docs/cluster.md).
+  printf 'listen: %s:%s\nserver_name: switchboard-local\nmax_payload: 8MB\njetstream {\n  store_dir: "%s"\n}\n' \
+    "$host" "$nats_port" "$data/nats-js" >"$data/nats.conf"
   "$nats_bin" -c "$data/nats.conf" >"$data/nats.log" 2>&1 &
   pids+=($!); names+=(nats-server)
   wait_port "$!" "$nats_port" nats-server "$data/nats.log"

@@ -12,6 +12,8 @@ export interface Bus {
   publish(subject: string, data: Uint8Array): void;
   /** Resolves once the server processed everything sent before; rejects on timeout or close. */
   flush(): Promise<void>;
+  /** The largest message the server takes (bytes), when known. */
+  readonly maxPayload?: number;
   /** Sends what is buffered, then closes. */
   close(): Promise<void>;
 }

@@ -13,7 +13,8 @@
  * for wills) comes here and is published on its topic's subject; NATS forwards it only to
  * the nodes subscribed to it, and never back to this one (noEcho). What arrives in one
  * turn goes out in one write of the NATS client. Retained messages go on one subject all
- * nodes subscribe to, so every node's coordinator keeps them, and are routed locally there.
+ * nodes subscribe to, so every node's coordinator keeps them, and are routed locally there;
+ * they also go into the cluster's KV bucket for nodes that join later (shared-retained.ts).
  * A publisher's held PUBACK/PUBREC waits until the NATS server has the message.
  *
  * In: a message from another node is matched against this node's route table and handed
@@ -28,6 +29,7 @@ import {
   PROTOCOL_VERSION,
   gatewayName,
   shardName,
+  type AppMessage,
   type ClusterMsg,
   type CoordinatorMsg,
   type GatewayMsg,
@@ -39,6 +41,9 @@ import { filterSubjects, topicSubject } from './subjects.js';
 import { decodeEnvelope, encodeEnvelope, WireError } from './wire.js';
 import { Membership, type MembershipEvent, type NodeInfo } from './membership.js';
 import { pack, unpack } from 'msgpackr';
+import { TakeoverLink } from './takeover-link.js';
+import { DirectChannel } from './direct.js';
+import { SharedLink } from './shared-link.js';
 
 export interface ClusterOptions {
   /** This node's name (cluster.node). */
@@ -50,6 +55,12 @@ export interface ClusterOptions {
   /** Heartbeat period (ms); a node silent for `deadAfterMs` is gone. */
   heartbeatMs?: number;
   deadAfterMs?: number;
+  /** How long a claim waits for the other nodes, and a hand-over for its messages (ms). */
+  takeoverTimeoutMs?: number;
+  /** The cluster's retained-message bucket (shared-retained.ts): a retained message forwarded here is put there too. */
+  retained?: { put(msg: AppMessage): Promise<void> | undefined };
+  /** Told of every membership change (shared-presence.ts forgets a gone node's devices). */
+  onMembership?: (e: MembershipEvent) => void;
 }
 
 /** NATS' default max_control_line is 4096 bytes; a longer subject would be refused. */
@@ -71,6 +82,11 @@ export class ClusterActor implements Actor<ClusterMsg> {
   private readonly since = Date.now();
   readonly membership: Membership;
   private readonly index: number;
+  private readonly takeover: TakeoverLink;
+  private readonly direct: DirectChannel;
+  private readonly shared: SharedLink;
+  /** Resolves once this node has heard the nodes already in the cluster (start waits for it before accepting clients). */
+  readonly discovered: Promise<void>;
 
   constructor(
     private readonly opts: ClusterOptions,
@@ -90,7 +106,33 @@ export class ClusterActor implements Actor<ClusterMsg> {
     this.heartbeatSub = bus.subscribe(`${opts.prefix}.hb`, (data) => this.onHeartbeat(data));
     this.heartbeat = setInterval(() => this.beat(), every);
     this.heartbeat.unref();
+    this.direct = new DirectChannel(
+      bus,
+      opts.prefix,
+      opts.node,
+      (from, items) => {
+        for (const i of items) if (i.k === 'share') this.shared.deliver(i.key, i.msg);
+        this.takeover.fromDirect(from, items);
+      },
+      metrics,
+      log,
+    );
+    this.takeover = new TakeoverLink(
+      { node: opts.node, prefix: opts.prefix, takeoverTimeoutMs: opts.takeoverTimeoutMs ?? 3000, others: () => this.membership.others().map((n) => n.node) },
+      bus,
+      this.direct,
+      this.shardRefs,
+      metrics,
+      log,
+    );
+    this.shared = new SharedLink({ node: opts.node, prefix: opts.prefix }, bus, this.direct, this.shardRefs, metrics, log);
     this.beat();
+    // The nodes already there answer a newcomer's first heartbeat with theirs at once
+    // (changed()): before this node takes connections it knows whom to ask for a client id.
+    this.discovered = bus
+      .flush()
+      .catch(() => {})
+      .then(() => new Promise((r) => setTimeout(r, Math.min(every, 300))));
     // Like a gateway at start: every shard sends its routes (routeSnapshot).
     for (const s of this.shardRefs) s.tell({ t: 'routeSync', gw: this.index });
   }
@@ -115,9 +157,19 @@ export class ClusterActor implements Actor<ClusterMsg> {
         return;
       case 'shardDown':
         this.dropShard(m.shard);
+        this.shared.shardDown(m.shard);
+        return;
+      case 'shareGroups':
+        this.shared.fromShard(m);
         return;
       case 'shardUp':
         this.shardRefs[m.shard]!.tell({ t: 'routeSync', gw: this.index });
+        return;
+      case 'claim':
+      case 'claimFinish':
+      case 'releaseReply':
+      case 'releaseDone':
+        this.takeover.receive(m);
         return;
     }
   }
@@ -134,6 +186,9 @@ export class ClusterActor implements Actor<ClusterMsg> {
 
   close(): void {
     clearInterval(this.heartbeat);
+    this.takeover.close();
+    this.shared.close();
+    this.direct.close();
     this.heartbeatSub.unsubscribe();
     this.retainedSub.unsubscribe();
     for (const { sub } of this.subjects.values()) sub.unsubscribe();
@@ -199,6 +254,19 @@ export class ClusterActor implements Actor<ClusterMsg> {
         this.log.error({ err, topic: msg.topic }, 'could not send a message to the other nodes');
       }
     }
+    // Shared subscription groups with members only on other nodes: one node each.
+    this.shared.route(msg);
+    // A retained message (not $SYS) also goes into the cluster's bucket, for nodes that
+    // join later. A held ack then waits for the bucket's acknowledgement: it comes after
+    // the server had the publish above (one connection, in order); put() never takes
+    // longer than cluster.flushTimeout.
+    const kept = msg.retain ? this.opts.retained?.put(msg) : undefined;
+    if (kept && m.ack !== undefined && m.gw !== undefined) {
+      const gw = this.gatewayRefs[m.gw]!;
+      const ids = [m.ack];
+      void kept.then(() => gw.tell({ t: 'committed', ids }));
+      return;
+    }
     if (m.ack !== undefined && m.gw !== undefined) {
       let ids = this.commits.get(m.gw);
       if (!ids) this.commits.set(m.gw, (ids = []));
@@ -218,6 +286,8 @@ export class ClusterActor implements Actor<ClusterMsg> {
     this.flushQueued = true;
     setImmediate(() => {
       this.flushQueued = false;
+      // What this turn sends to single nodes (shared subscription deliveries) goes before the flush that confirms it.
+      this.direct.flush();
       const routeAcks = this.routeAcks;
       const commits = this.commits;
       this.routeAcks = new Map();
@@ -235,13 +305,13 @@ export class ClusterActor implements Actor<ClusterMsg> {
   }
 
   // ------------------------------------------------------------ membership
-  private beat(): void {
+  private beat(sweep = true): void {
     try {
       this.bus.publish(`${this.opts.prefix}.hb`, pack({ v: PROTOCOL_VERSION, node: this.opts.node, since: this.since }));
     } catch {
       this.metrics.inc('cluster_errors_total{op="publish"}');
     }
-    for (const e of this.membership.sweep(Date.now())) this.changed(e);
+    if (sweep) for (const e of this.membership.sweep(Date.now())) this.changed(e);
   }
 
   private onHeartbeat(data: Uint8Array): void {
@@ -264,8 +334,17 @@ export class ClusterActor implements Actor<ClusterMsg> {
   private changed(e: MembershipEvent): void {
     this.metrics.inc(`cluster_node_events_total{kind="${e.kind}"}`);
     this.metrics.set('cluster_nodes', this.membership.others().length + 1);
-    if (e.kind === 'gone') this.log.warn({ peer: e.node }, 'node gone from the cluster (no heartbeat)');
-    else this.log.info({ peer: e.node }, e.kind === 'joined' ? 'node joined the cluster' : 'node restarted');
+    this.opts.onMembership?.(e);
+    if (e.kind === 'gone') {
+      this.log.warn({ peer: e.node }, 'node gone from the cluster (no heartbeat)');
+      this.takeover.nodeGone(e.node);
+      this.shared.nodeGone(e.node);
+      return;
+    }
+    this.log.info({ peer: e.node }, e.kind === 'joined' ? 'node joined the cluster' : 'node restarted');
+    // A newcomer learns of this node now rather than at the next heartbeat, and of its shared subscription groups.
+    this.beat(false);
+    this.shared.nodeJoined();
   }
 
   // ------------------------------------------------------------ in
@@ -284,6 +363,7 @@ export class ClusterActor implements Actor<ClusterMsg> {
     this.metrics.inc('cluster_messages_in_total');
     if (msg.retain) this.coordinator.tell({ t: 'retain', msg });
     const mask = this.routes.lookup(msg.topic);
-    for (let i = 0; mask >>> i !== 0; i++) if (mask & (1 << i)) this.shardRefs[i]!.tell({ t: 'publish', msg });
+    // `remote`: the shards' shared subscription groups skip it (the publishing node chose one node per group).
+    for (let i = 0; mask >>> i !== 0; i++) if (mask & (1 << i)) this.shardRefs[i]!.tell({ t: 'publish', msg, remote: true });
   }
 }

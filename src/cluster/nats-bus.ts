@@ -24,7 +24,10 @@ export interface NatsBusOptions {
   flushTimeoutMs: number;
 }
 
-export async function connectNatsBus(o: NatsBusOptions, metrics: Metrics, log: Logger): Promise<Bus> {
+/** The Bus, and its connection for what the Bus does not cover (JetStream KV, request/reply: shared-state.ts). */
+export type NatsBus = Bus & { readonly nc: NatsConnection };
+
+export async function connectNatsBus(o: NatsBusOptions, metrics: Metrics, log: Logger): Promise<NatsBus> {
   let nc: NatsConnection;
   try {
     nc = await connect({
@@ -57,6 +60,10 @@ export async function connectNatsBus(o: NatsBusOptions, metrics: Metrics, log: L
   })().catch(() => {});
 
   return {
+    nc,
+    get maxPayload() {
+      return nc.info?.max_payload;
+    },
     subscribe(subject, onMessage): BusSubscription {
       const sub = nc.subscribe(subject, {
         callback: (err, m) => {

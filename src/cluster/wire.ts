@@ -16,8 +16,7 @@ export interface ClusterEnvelope {
 export function encodeEnvelope(from: string, msg: AppMessage): Uint8Array {
   // originConn names a connection of the sending node: meaningless (and harmful: flow
   // control would pause a stranger) anywhere else.
-  const { originConn: _local, ...portable } = msg;
-  return pack({ v: PROTOCOL_VERSION, from, msg: portable } satisfies ClusterEnvelope);
+  return pack({ v: PROTOCOL_VERSION, from, msg: portable(msg) } satisfies ClusterEnvelope);
 }
 
 export class WireError extends Error {}
@@ -32,8 +31,19 @@ export function decodeEnvelope(data: Uint8Array): ClusterEnvelope {
   }
   if (e === null || typeof e !== 'object') throw new WireError('not an envelope');
   if (e.v !== PROTOCOL_VERSION) throw new WireError(`protocol version ${String(e.v)}, this node speaks ${PROTOCOL_VERSION}`);
-  const m = e.msg;
-  if (!m || typeof m.topic !== 'string' || !(m.payload instanceof Uint8Array) || ![0, 1, 2].includes(m.qos) || typeof m.retain !== 'boolean')
-    throw new WireError('malformed message');
+  checkMessage(e.msg);
   return e as ClusterEnvelope;
+}
+
+/** Throws WireError unless `m` has what every node needs to route an application message. */
+export function checkMessage(m: unknown): asserts m is AppMessage {
+  const a = m as Partial<AppMessage> | undefined;
+  if (!a || typeof a.topic !== 'string' || !(a.payload instanceof Uint8Array) || ![0, 1, 2].includes(a.qos!) || typeof a.retain !== 'boolean')
+    throw new WireError('malformed message');
+}
+
+/** A message as another node may see it: without the id of the local publisher's connection. */
+export function portable(msg: AppMessage): AppMessage {
+  const { originConn: _local, ...rest } = msg;
+  return rest;
 }

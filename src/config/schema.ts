@@ -216,6 +216,9 @@ export interface ClusterConfig {
   readonly connectTimeout: number;
   readonly reconnectWait: number;
   readonly flushTimeout: number;
+  readonly heartbeatMs: number;
+  readonly deadAfterMs: number;
+  readonly takeoverTimeoutMs: number;
 }
 
 export interface LogConfig {
@@ -526,6 +529,9 @@ export const SCHEMA: SchemaOf<Config> = {
     connectTimeout: int(10, 1, 600, 'Seconds the broker waits for NATS at start; then it exits with the error.'),
     reconnectWait: int(1, 1, 60, 'Seconds between reconnection attempts after NATS went away (for ever; subscriptions are restored, buffered messages sent).'),
     flushTimeout: int(2, 1, 60, 'Seconds a SUBACK or a held PUBACK waits for NATS to confirm a subscription or a message; then it goes anyway (counted, cluster_errors_total{op="flush"}): nothing hangs while NATS is down.'),
+    heartbeatMs: int(1000, 100, 60_000, 'Milliseconds between the heartbeats every node publishes (membership: who else is in the cluster).'),
+    deadAfterMs: int(3500, 300, 600_000, 'Milliseconds without a heartbeat after which a node is taken for gone (logged, counted; claims stop waiting for it). A node whose event loop is blocked longer than this is taken for gone too until its next heartbeat: raise it on hosts that run many nodes on few cores.'),
+    takeoverTimeoutMs: int(3000, 100, 120_000, 'Milliseconds a connect waits for the other nodes to answer the claim of its client id, and then for the winning node to hand the session\'s messages over (cluster_errors_total{op="claim_timeout"/"handover"}); a session another node claimed stays where it is if the claim does not settle within twice this.'),
   },
   admin: {
     token: nullableStr('Bearer token for the admin API under /api/v1; null = the admin API is disabled.'),

@@ -35,6 +35,8 @@ import { HOLD_PREFIX, parseImTopic } from '../im/topics.js';
 import type { Store } from '../store/types.js';
 import { storedMessage } from '../store/message.js';
 import { gatewayOf } from '../gateway/conn-id.js';
+import type { ClusterState, CoordinatorPort, ShardOp } from '../cluster/cluster-state.js';
+import type { RoutingRule } from '../im/rules.js';
 
 export interface CoordinatorOptions {
   gateways: number;
@@ -56,7 +58,7 @@ export interface CoordinatorOptions {
 const METRICS_DEADLINE_MS = 2000;
 const EDIT_DEADLINE_MS = 5000;
 
-export class CoordinatorActor {
+export class CoordinatorActor implements CoordinatorPort {
   private readonly retained: RetainedStore;
   private readonly gateways: ActorRef<GatewayMsg>[] = [];
   private readonly shards: ActorRef<ShardMsg>[] = [];
@@ -78,6 +80,8 @@ export class CoordinatorActor {
   private readonly adminReplies = new Replies<AdminResponse>();
   /** Shared subscription resyncs waiting for the shards to have every membership. */
   private readonly resyncs = new Replies<void>();
+  /** The cluster's shared state (cluster.nats set; docs/cluster.md): absent on a single node. */
+  private cluster?: ClusterState;
 
   constructor(
     private readonly opts: CoordinatorOptions,
@@ -185,10 +189,60 @@ export class CoordinatorActor {
     if (n > 0) this.log.info({ retained: n }, 'retained messages restored from the store');
   }
 
-  /** Publishes a broker-made message (every shard matches it; retained ones are kept). */
+  /** Publishes a broker-made message (every shard matches it; retained ones are kept; in a cluster, `$SYS` aside, every node gets it). */
   publish(msg: AppMessage): void {
     for (const s of this.shards) s.tell({ t: 'publish', msg });
     if (msg.retain) this.receive({ t: 'retain', msg });
+    if (this.cluster && !msg.topic.startsWith('$SYS/')) this.cluster.publish(msg);
+  }
+
+  // ------------------------------------------------------------ cluster (src/cluster/cluster-state.ts)
+  /** This node joined a cluster: retained messages, IM state, presence and session admin become cluster-wide. */
+  attachCluster(cluster: ClusterState): void {
+    this.cluster = cluster;
+  }
+
+  keepRetained(msg: AppMessage): void {
+    this.onRetain(msg);
+  }
+
+  retainedMessages(): AppMessage[] {
+    return this.retained.match('#');
+  }
+
+  get imState(): ImState {
+    return this.im;
+  }
+
+  async applyTemplates(templates: string[]): Promise<void> {
+    this.im.templates = templates;
+    await this.im.save();
+    await this.templatesApplied();
+  }
+
+  async applyRules(rules: RoutingRule[]): Promise<void> {
+    this.im.rules = rules;
+    await this.im.save();
+    await this.rulesApplied_();
+  }
+
+  async applyUser(uid: string, entry: DirectoryEntry | undefined): Promise<void> {
+    if (entry) this.im.directory.set(uid, entry);
+    else this.im.directory.delete(uid);
+    await this.im.save();
+    await this.userApplied(uid, entry);
+  }
+
+  refreshAll(): Promise<void> {
+    return this.refreshPresub(null);
+  }
+
+  localSessions(uid: string | undefined): Promise<SessionSummary[]> {
+    return this.sessionsHere(uid);
+  }
+
+  localShardOp(op: ShardOp): Promise<AdminResponse> {
+    return this.shardOpHere(op);
   }
 
   // ------------------------------------------------------------ IM
@@ -241,16 +295,22 @@ export class CoordinatorActor {
   private onPresence(uid: string, ns: string, delta: 1 | -1, shard: number): void {
     if (!this.opts.im.presence) return;
     const { state } = this.presence.change(uid, ns, delta, shard);
-    this.publishPresence(ns, state);
+    // In a cluster the count is summed over the nodes, and published once (shared-presence.ts).
+    if (this.cluster) this.cluster.presence(uid, ns, state.devices);
+    else this.publishPresence(ns, state);
   }
 
-  private publishPresence(ns: string, state: PresenceState): void {
+  publishPresence(ns: string, state: PresenceState): void {
+    if (!this.opts.im.presence) return;
     this.publish({ topic: presenceTopic(ns, state.uid), payload: Buffer.from(JSON.stringify(state)), qos: 1, retain: true });
   }
 
   /** A shard restarted: its sessions, devices and holding sessions are gone. */
   shardRestarted(shard: number): void {
-    for (const { ns, state } of this.presence.dropShard(shard)) this.publishPresence(ns, state);
+    for (const { ns, state } of this.presence.dropShard(shard)) {
+      if (this.cluster) this.cluster.presence(state.uid, ns, state.devices);
+      else this.publishPresence(ns, state);
+    }
     for (const [uid, h] of [...this.holds]) if (h.shard === shard) this.holds.delete(uid);
     this.createHolds();
   }
@@ -297,29 +357,55 @@ export class CoordinatorActor {
     });
   }
 
+  private async sessionsHere(uid: string | undefined): Promise<SessionSummary[]> {
+    const all = this.shards.map((_, i) => i);
+    const rs = await this.askShards(all, uid === undefined ? { op: 'list' } : { op: 'list', uid });
+    return rs.flatMap((r) => r.body as SessionSummary[]).sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
+  }
+
+  private async shardOpHere(op: ShardOp): Promise<AdminResponse> {
+    return (await this.askShards([shardOf(op.clientId, this.shards.length)], op))[0]!;
+  }
+
+  /** An IM edit takes effect on this node's sessions and gateways (an admin edit, or another node's). */
+  private templatesApplied(): Promise<void> {
+    return this.refreshPresub(null);
+  }
+
+  private userApplied(uid: string, entry: DirectoryEntry | undefined): Promise<void> {
+    const user = this.profile(uid);
+    for (const g of this.gateways) g.tell({ t: 'imUserUpdate', user });
+    if (entry && this.opts.im.presubscribe.holdNewUsers) this.createHold(entry);
+    return this.refreshPresub([uid]);
+  }
+
+  private rulesApplied_(): Promise<void> {
+    // Answered once every gateway compiled the new rules: a publish right after the
+    // answer, through any gateway, sees them.
+    return new Promise<void>((done) => {
+      const version = (this.rulesVersion = this.rulesApplied.expect(this.gateways.length, () => done(), EDIT_DEADLINE_MS));
+      for (const g of this.gateways) g.tell({ t: 'imRules', rules: this.im.rules, version });
+    });
+  }
+
+  // In a cluster, sessions are asked of every node, and an IM edit is in the shared KV
+  // before it is applied here and answered (the other nodes apply it from there).
   private readonly adminContext: AdminContext = {
     state: undefined as unknown as ImState, // set in the constructor (field order)
     limits: undefined as unknown as TopicLimits,
-    sessions: async (uid) => {
-      const all = this.shards.map((_, i) => i);
-      const rs = await this.askShards(all, uid === undefined ? { op: 'list' } : { op: 'list', uid });
-      return rs.flatMap((r) => r.body as SessionSummary[]).sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
+    sessions: (uid) => (this.cluster ? this.cluster.sessions(uid) : this.sessionsHere(uid)),
+    shardOp: (op) => (this.cluster ? this.cluster.shardOp(op) : this.shardOpHere(op)),
+    templatesChanged: async () => {
+      await this.cluster?.imEdited({ kind: 'templates' });
+      return this.templatesApplied();
     },
-    shardOp: async (op) => (await this.askShards([shardOf(op.clientId, this.shards.length)], op))[0]!,
-    templatesChanged: () => this.refreshPresub(null),
-    userChanged: (uid, entry) => {
-      const user = this.profile(uid);
-      for (const g of this.gateways) g.tell({ t: 'imUserUpdate', user });
-      if (entry && this.opts.im.presubscribe.holdNewUsers) this.createHold(entry);
-      return this.refreshPresub([uid]);
+    userChanged: async (uid, entry) => {
+      await this.cluster?.imEdited({ kind: 'user', uid });
+      return this.userApplied(uid, entry);
     },
-    rulesChanged: () => {
-      // Answered once every gateway compiled the new rules: a publish right after the
-      // answer, through any gateway, sees them.
-      return new Promise<void>((done) => {
-        const version = (this.rulesVersion = this.rulesApplied.expect(this.gateways.length, () => done(), EDIT_DEADLINE_MS));
-        for (const g of this.gateways) g.tell({ t: 'imRules', rules: this.im.rules, version });
-      });
+    rulesChanged: async () => {
+      await this.cluster?.imEdited({ kind: 'rules' });
+      return this.rulesApplied_();
     },
     publish: (msg) => this.publish(msg),
   };

@@ -9,7 +9,7 @@
  * Bump PROTOCOL_VERSION whenever a message changes shape: threads of one process always
  * share a version; nodes of a cluster check it on every message (src/cluster/wire.ts).
  */
-export const PROTOCOL_VERSION = 7;
+export const PROTOCOL_VERSION = 8;
 
 import type { ImUser } from '../im/im-acl.js';
 import type { RoutingRule } from '../im/rules.js';
@@ -113,7 +113,17 @@ export type ShardMsg =
    * packet id and which part of the publish this is (0 = the message, n = the n-th rule
    * copy), so a PUBLISH resent after a crash is not delivered twice [MQTT-4.3.3-10].
    */
-  | { t: 'publish'; msg: AppMessage; ack?: number; dedup?: { packetId: number; part: number } }
+  | {
+      t: 'publish';
+      msg: AppMessage;
+      ack?: number;
+      dedup?: { packetId: number; part: number };
+      /**
+       * Came from another node of the cluster: shared subscription groups here skip it (the
+       * publishing node picked one node for each group: `shareRemote`).
+       */
+      remote?: true;
+    }
   /** The publisher released (PUBREL) an inbound QoS 2 packet id, or every one (null: new session). */
   | { t: 'released'; origin: string; packetId: number | null }
   | { t: 'ack'; connId: number; clientId: string; kind: 'puback' | 'pubrec' | 'pubcomp'; packetId: number }
@@ -142,8 +152,56 @@ export type ShardMsg =
   | { t: 'holdTransfer'; holdClientId: string; toShard: number; toClientId: string; reqId: number }
   /** The held messages, for the session waiting for them (sent by the holding session's shard). */
   | { t: 'heldMessages'; reqId: number; clientId: string; msgs: Array<{ msg: AppMessage; qos: QoS }> }
+  | TakeoverMsg
   | SharedMsg
   | ControlMsg;
+
+/**
+ * Session takeover across the nodes of a cluster (src/session/cluster-takeover.ts,
+ * docs/cluster.md "Sessions across nodes"). `claim` numbers a claim at the claiming node's
+ * cluster link; with the claiming node's name it is unique in the cluster.
+ */
+export type TakeoverMsg =
+  // ---- cluster link -> the claiming shard
+  /** Every other live node answered the claim (or the claim timed out: those that did not are missing). */
+  | { t: 'claimed'; reqId: number; claim: number; clientId: string; answers: ClaimAnswer[] }
+  /** The winner's messages (null: it did not send them in time, or had none left). */
+  | { t: 'claimDone'; reqId: number; clientId: string; state: SessionMessages | null }
+  // ---- cluster link -> the shard that may own the client id here
+  /** Node `from` claims `clientId`: kick its connection here (0x8E), keep the session leaving, answer `releaseReply`. */
+  | { t: 'release'; claim: number; from: string; clientId: string; owner?: string; clean: boolean }
+  /** The claim is settled: `take` = hand the messages over (`releaseDone`); otherwise drop the session. */
+  | { t: 'releaseFinish'; claim: number; from: string; clientId: string; take: boolean };
+
+/** One node's answer to a claim. */
+export interface ClaimAnswer {
+  node: string;
+  /** The node has a session of the client id (not one a clean start would discard). */
+  has: boolean;
+  /** It belongs to another user: the connection is refused (as on one node). */
+  refused?: 'owner';
+  /** When the session was last connected (ms since the epoch; now when it was): the newest copy wins. */
+  lastSeen?: number;
+  meta?: SessionMeta;
+}
+
+/** A session without its messages: what the claiming node needs to route to it at once. */
+export interface SessionMeta {
+  protocolVersion: 3 | 4 | 5;
+  expiry: number;
+  subs: Array<[string, SubOptions]>;
+  presub: string[];
+  qos2In: number[];
+  username?: string;
+  uid?: string;
+  ns?: string;
+}
+
+/** A leaving session's messages: the unacknowledged ones under their packet ids, then the queue. */
+export interface SessionMessages {
+  inflight: Array<{ packetId: number; msg: AppMessage; qos: QoS; retain: boolean; subIds?: number[]; state: 'publish' | 'pubrel' }>;
+  queue: Array<{ msg: AppMessage; qos: QoS; retain: boolean; subIds?: number[] }>;
+}
 
 /**
  * Shared subscriptions (docs/architecture.md, "Shared subscriptions"). `key` is the whole
@@ -190,7 +248,10 @@ export type SharedMsg =
   | { t: 'shareResync'; reqId: number; owner: number | null }
   // ---- supervisor -> every other shard
   /** A shard thread died (it restarts): nothing goes to it until its `shareSync` comes. */
-  | { t: 'peerDown'; shard: number };
+  | { t: 'peerDown'; shard: number }
+  // ---- cluster link -> owner
+  /** Another node picked this node's group `key` for a message published there: one member gets it. */
+  | { t: 'shareRemote'; key: string; msg: AppMessage };
 
 /** The holding session a first connection adopts: where it lives. */
 export interface HoldRef {
@@ -284,6 +345,19 @@ export type ClusterMsg =
    * here, sent once the NATS server has the message.
    */
   | { t: 'forward'; msg: AppMessage; gw?: number; ack?: number }
+  /** A connect for `clientId` on this node: ask the other nodes (answered with `claimed`). */
+  | { t: 'claim'; shard: number; reqId: number; clientId: string; owner?: string; clean: boolean }
+  /** The claim is settled: `winner` hands its messages over (answered with `claimDone`), the others drop theirs. */
+  | { t: 'claimFinish'; shard: number; reqId: number; claim: number; clientId: string; winner: string | null }
+  /**
+   * Shared subscription groups this shard owns, for the other nodes (src/cluster/shared-link.ts):
+   * `full` replaces what the link knew of the shard (its answer to `routeSync`).
+   */
+  | { t: 'shareGroups'; shard: number; add: Array<[key: string, filter: string]>; del: string[]; full: boolean }
+  /** This shard's answer to a `release`. */
+  | { t: 'releaseReply'; claim: number; to: string; answer: ClaimAnswer }
+  /** The messages of a session handed over (`releaseFinish` with take). */
+  | { t: 'releaseDone'; claim: number; to: string; state: SessionMessages }
   /** From the supervisor: a shard thread died (its routes are dropped) / is back (ask for its routes). */
   | { t: 'shardDown'; shard: number }
   | { t: 'shardUp'; shard: number };

@@ -43,6 +43,7 @@ import { SharedGroups } from './shared-groups.js';
 import { SharedMembers } from './shared-member.js';
 import type { SharedStrategy } from './shared-strategy.js';
 import { HeldPublishes, newWait, releaseWait, type AckWait } from './held-publishes.js';
+import { ClusterTakeover, type TakeoverHost } from './cluster-takeover.js';
 
 /** What a route target (a gateway, the cluster link) is told about this shard's filters. */
 type RouteMsg = Extract<GatewayMsg, { t: 'routeAdd' | 'routeDel' | 'routeSnapshot' }>;
@@ -78,8 +79,12 @@ export interface ShardOptions {
    * at most `maxPerSession` per session and `maxAgeMs`, with its publisher's ack (held-publishes.ts).
    */
   hold?: { maxPerSession: number; maxAgeMs: number };
-  /** The node is part of a cluster (cluster.nats): the cluster link is one more route target. */
-  cluster?: boolean;
+  /**
+   * The node is part of a cluster (cluster.nats): the cluster link is one more route target,
+   * and a connect claims its client id from the other nodes (cluster-takeover.ts);
+   * `leaveTimeoutMs`: how long a session another node claimed waits for it to settle.
+   */
+  cluster?: { leaveTimeoutMs: number };
 }
 
 /** How often offline sessions are checked for eviction. */
@@ -93,7 +98,8 @@ const THROTTLE_MS = 20;
 interface Takeover {
   waitGw: number;
   waitConn: number;
-  next: ConnectMsg;
+  /** A connection here, or another node's claim (cluster-takeover.ts). */
+  next: ConnectMsg | { t: 'release'; then: () => void };
 }
 
 /** Something that must wait until every gateway acknowledged the routes up to `needSeq`. */
@@ -103,7 +109,7 @@ interface PendingRouted {
 }
 
 
-export class ShardActor implements ShardCore {
+export class ShardActor implements TakeoverHost {
   readonly sessions = new Map<string, Session>();
   /** Connections waiting for the gateway of the connection they take over to confirm the kick. */
   private readonly takeovers = new Map<string, Takeover>();
@@ -112,6 +118,7 @@ export class ShardActor implements ShardCore {
   private readonly routeTargets: ActorRef<RouteMsg>[];
   /** The node's NATS link (cluster.nats set): wills published here go to the other nodes too. */
   private readonly cluster?: ActorRef<ClusterMsg>;
+  private readonly takeover?: ClusterTakeover;
   private readonly shards: ActorRef<ShardMsg>[] = [];
   private readonly coordinator: ActorRef<CoordinatorMsg>;
   private routeSeq = 0;
@@ -152,6 +159,7 @@ export class ShardActor implements ShardCore {
     if (opts.cluster) {
       this.cluster = system.ref(CLUSTER);
       this.routeTargets.push(this.cluster);
+      this.takeover = new ClusterTakeover(this, opts.cluster.leaveTimeoutMs);
     }
     for (let i = 0; i < opts.shards; i++) this.shards.push(system.ref(shardName(i)));
     this.coordinator = system.ref(COORDINATOR);
@@ -194,7 +202,8 @@ export class ShardActor implements ShardCore {
       s.offlineSince !== undefined &&
       s.offlineSince <= limit &&
       this.journal.persistent(s) &&
-      !this.takeovers.has(s.clientId);
+      !this.takeovers.has(s.clientId) &&
+      !this.takeover?.busy(s.clientId);
     const candidates = [...this.sessions.values()].filter(eligible);
     if (candidates.length === 0) return;
     // Once what they wrote so far is committed: the store then has all of their messages.
@@ -226,6 +235,7 @@ export class ShardActor implements ShardCore {
     // Sessions stay as they are in the store: no expiry or will may run during the stop.
     for (const s of this.sessions.values()) s.clearTimers();
     clearInterval(this.sweep);
+    this.takeover?.close();
     this.held?.close();
     this.journal.flush();
     await this.opts.store.close();
@@ -261,6 +271,12 @@ export class ShardActor implements ShardCore {
   toGateway(gw: number, m: GatewayMsg): void {
     this.gateways[gw]!.tell(m);
   }
+  toCluster(m: ClusterMsg): void {
+    this.cluster!.tell(m);
+  }
+  groupsChanged(add: Array<[string, string]>, del: string[]): void {
+    this.cluster?.tell({ t: 'shareGroups', shard: this.opts.index, add, del, full: false });
+  }
 
   receive(m: ShardMsg): void {
     switch (m.t) {
@@ -286,6 +302,12 @@ export class ShardActor implements ShardCore {
         return this.onRouteSync(m.gw);
       case 'kicked':
         return this.onKicked(m.connId, m.clientId);
+      case 'claimed':
+      case 'claimDone':
+      case 'release':
+      case 'releaseFinish':
+        if (this.takeover) this.takeover.receive(m);
+        return;
       case 'gatewayDown':
         return this.onGatewayDown(m.gw, m.before);
       case 'presubscription':
@@ -311,6 +333,8 @@ export class ShardActor implements ShardCore {
       case 'peerDown':
         this.groups.peerDown(m.shard);
         return this.members.peerDown(m.shard);
+      case 'shareRemote':
+        return this.groups.publishTo(m.key, m.msg);
       case 'collectMetrics':
         return this.coordinator.tell({ t: 'metricsReport', reqId: m.reqId, snapshot: this.snapshot() });
     }
@@ -322,15 +346,20 @@ export class ShardActor implements ShardCore {
     if (owned && !this.sameOwner(owned, m)) {
       // A session belongs to the user who made it: another user with the same client id
       // neither resumes it nor kicks its connection (that would hand over its messages).
-      this.metrics.inc('connections_rejected_total{reason="session_owner"}');
-      this.gateways[m.gw]!.tell({ t: 'connack', connId: m.connId, sessionPresent: false, qos2In: [], refused: 'owner' });
+      this.refuseOwner(m);
       return;
     }
     const pending = this.takeovers.get(m.clientId);
     if (pending) {
       // A third connection while a takeover is in flight: the second one never got its
       // CONNACK; it is closed too, and the newest one waits for the same handshake.
-      this.kick(pending.next.gw, pending.next.connId, m.clientId);
+      // (Waiting for a kick another node asked for: this connection comes after it.)
+      if (pending.next.t === 'connect') this.kick(pending.next.gw, pending.next.connId, m.clientId);
+      else {
+        const release = pending.next.then;
+        pending.next = { t: 'release', then: () => (release(), this.onConnect(m)) };
+        return;
+      }
       pending.next = m;
       return;
     }
@@ -347,7 +376,20 @@ export class ShardActor implements ShardCore {
       this.kick(s.binding.gw, s.binding.connId, m.clientId);
       return;
     }
-    this.openSession(m);
+    // In a cluster the client id may live on another node: it is claimed first.
+    if (this.takeover) this.takeover.claim(m);
+    else this.openSession(m);
+  }
+
+  refuseOwner(m: ConnectMsg): void {
+    this.metrics.inc('connections_rejected_total{reason="session_owner"}');
+    this.gateways[m.gw]!.tell({ t: 'connack', connId: m.connId, sessionPresent: false, qos2In: [], refused: 'owner' });
+  }
+
+  /** Another node claims the session: its connection here is closed first (cluster-takeover.ts). */
+  kickBound(s: Session, then: () => void): void {
+    this.takeovers.set(s.clientId, { waitConn: s.binding!.connId, waitGw: s.binding!.gw, next: { t: 'release', then } });
+    this.kick(s.binding!.gw, s.binding!.connId, s.clientId);
   }
 
   /**
@@ -358,7 +400,7 @@ export class ShardActor implements ShardCore {
     return (s.uid ?? s.username) === (m.uid ?? m.username);
   }
 
-  private kick(gw: number, connId: number, clientId: string): void {
+  kick(gw: number, connId: number, clientId: string): void {
     this.gateways[gw]!.tell({
       t: 'kick',
       connId,
@@ -379,10 +421,11 @@ export class ShardActor implements ShardCore {
     // 3.1.1 CleanSession=1 session is never resumed [MQTT-3.1.2-6]) or when a clean start
     // ends the session; a resume within the delay cancels it (openSession).
     if (s && s.isBoundTo(connId)) this.detached(s, true);
-    this.openSession(p.next);
+    if (p.next.t === 'release') p.next.then();
+    else this.openSession(p.next);
   }
 
-  private openSession(m: ConnectMsg): void {
+  openSession(m: ConnectMsg): void {
     let s = this.sessions.get(m.clientId);
     if (s && m.cleanStart) {
       // Clean start discards the existing session [MQTT-3.1.2-4]; the session ends, so a
@@ -466,7 +509,10 @@ export class ShardActor implements ShardCore {
 
   private onDisconnect(m: Extract<ShardMsg, { t: 'disconnect' }>): void {
     const s = this.sessions.get(m.clientId);
-    if (!s || !s.isBoundTo(m.connId)) return; // a connection already taken over
+    if (!s || !s.isBoundTo(m.connId)) {
+      this.takeover?.connectionLost(m); // or one still waiting for its claim
+      return; // a connection already taken over
+    }
     s.qos2In = m.qos2In;
     if (m.expiry !== undefined) s.expiry = m.expiry;
     this.detached(s, m.publishWill);
@@ -711,6 +757,8 @@ export class ShardActor implements ShardCore {
     for (const f of this.groups.filters()) if (!this.trie.has(f)) filters.push(f);
     this.ackedSeq[gw] = this.routeSeq; // the snapshot carries every route up to now
     this.routeTargets[gw]!.tell({ t: 'routeSnapshot', shard: this.opts.index, filters });
+    // The cluster link also learns the groups owned here, for the other nodes.
+    if (this.cluster && gw === this.opts.gateways) this.cluster.tell({ t: 'shareGroups', shard: this.opts.index, add: this.groups.keys(), del: [], full: true });
     this.releaseSubacks();
   }
 
@@ -739,8 +787,9 @@ export class ShardActor implements ShardCore {
       this.metrics.inc('messages_duplicate_dropped_total');
     } else {
       let delivered = this.deliver(msg, wait);
-      if (this.groups.active) {
-        // Shared subscription groups owned here: one member each, on its own shard. With
+      if (this.groups.active && !m.remote) {
+        // Shared subscription groups owned here: one member each, on its own shard. (A
+        // message from another node reaches a group here only as `shareRemote`.) With
         // durability sync a waiting publisher is answered once those shards committed their
         // copies too (async: as usual, each shard's own lag bound covers its copy); with
         // hold, once they queued them (which a member answers after its commit).

@@ -33,7 +33,7 @@ export function startShardHost(o: { system: ActorSystem; index: number; config: 
       asyncLagMs: o.config.store.durability === 'async' ? o.config.store.asyncMaxLag : null,
       evictAfterMs: o.config.store.durability === 'memory' ? null : o.config.store.evictOfflineAfter * 1000,
       sharedStrategy: o.config.sharedSubscriptions.strategy,
-      cluster: o.config.cluster.nats !== null,
+      ...(o.config.cluster.nats !== null ? { cluster: { leaveTimeoutMs: 2 * o.config.cluster.takeoverTimeoutMs } } : {}),
       ...(limits.queueFullPolicy === 'hold' ? { hold: { maxPerSession: limits.maxHeldPerSession, maxAgeMs: limits.maxAckHoldSeconds * 1000 } } : {}),
     },
     o.system,

@@ -41,6 +41,8 @@ export interface GroupHost {
   afterRoutes(run: () => void): void;
   /** A session of this shard subscribes this filter itself: its route stays while it does. */
   hasLocalFilter(filter: string): boolean;
+  /** Groups owned here began or ended (the cluster link tells the other nodes). */
+  groupsChanged(add: Array<[string, string]>, del: string[]): void;
 }
 
 interface Member {
@@ -150,6 +152,21 @@ export class SharedGroups {
   /** True when a group of this shard is on `filter` (the route stays while one is). */
   hasFilter(filter: string): boolean {
     return this.trie.has(filter);
+  }
+
+  /** Every group owned here: [key, filter]. */
+  keys(): Array<[string, string]> {
+    return [...this.groups.values()].map((g) => [g.key, g.filter]);
+  }
+
+  /**
+   * A message another node published for group `key` (it picked this node, where the group
+   * has members): one member gets it, as for a publish here.
+   */
+  publishTo(key: string, msg: AppMessage): void {
+    const g = this.groups.get(key);
+    if (g) this.place(g, msg);
+    else this.drop(1);
   }
 
   /** The filters of the groups owned here (for the route snapshot). */
@@ -293,6 +310,7 @@ export class SharedGroups {
         if (!this.host.hasLocalFilter(g.filter)) this.host.routeAdd([g.filter]);
       }
       byFilter.set(key, g);
+      this.host.groupsChanged([[key, g.filter]], []);
     }
     const mb = g.members.get(clientId);
     if (mb) {
@@ -312,6 +330,7 @@ export class SharedGroups {
     if (g.members.size > 0) return;
     // The group ends with its last member [MQTT 5.0 section 4.8.2]: undelivered messages go with it.
     this.groups.delete(key);
+    this.host.groupsChanged([], [key]);
     const byFilter = this.trie.get(g.filter);
     byFilter?.delete(key);
     if (byFilter && byFilter.size === 0) {

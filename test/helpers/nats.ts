@@ -1,6 +1,9 @@
 /**
  * A real nats-server (Debian package `nats-server`) for the cluster tests, on a free
- * loopback port; stop() and start() again on the same port to test a NATS restart.
+ * loopback port, with JetStream (the cluster's shared state lives in JetStream KV); stop()
+ * and start() again on the same port to test a NATS restart: the JetStream store directory
+ * belongs to the instance, so the KV buckets survive it. `jetstream: false` starts a
+ * server without it (to test the error a node gives then).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -14,15 +17,21 @@ export class NatsServer {
   private proc: ChildProcess | null = null;
   private log = '';
 
-  private constructor(readonly port: number) {}
+  /** Kept across stop()/start(): the JetStream store (file storage). */
+  private readonly dir = mkdtempSync(join(tmpdir(), 'nats-'));
+
+  private constructor(
+    readonly port: number,
+    private readonly jetstream: boolean,
+  ) {}
 
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<NatsServer> {
+  static async start(opts: { jetstream?: boolean } = {}): Promise<NatsServer> {
     const [port] = await freePorts(1);
-    const s = new NatsServer(port!);
+    const s = new NatsServer(port!, opts.jetstream ?? true);
     await s.start();
     return s;
   }
@@ -30,8 +39,9 @@ export class NatsServer {
   /** Starts (again) on the same port; resolves once it accepts clients. */
   async start(): Promise<void> {
     // max_payload above MQTT's default maximum packet size (1 MiB) plus the envelope.
-    const conf = join(mkdtempSync(join(tmpdir(), 'nats-')), 'nats.conf');
-    writeFileSync(conf, `listen: 127.0.0.1:${this.port}\nmax_payload: 8MB\n`);
+    const conf = join(this.dir, 'nats.conf');
+    const js = this.jetstream ? `jetstream {\n  store_dir: "${join(this.dir, 'js')}"\n}\n` : '';
+    writeFileSync(conf, `listen: 127.0.0.1:${this.port}\nmax_payload: 8MB\n${js}`);
     const p = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = p;
     this.log = '';

@@ -13,11 +13,16 @@
  *  - what can be checked here without a container engine: ops/compose.yaml (structure, and
  *    `docker compose config` when the compose plugin is there), ops/Dockerfile and
  *    .dockerignore (every COPY source exists and reaches the build context), the container
- *    health check script, the systemd unit and the sysctl file.
+ *    health check script, the systemd unit and the sysctl file;
+ *  - ops/cluster/compose.yaml (issue 10 item 5: nats with JetStream, three nodes, Prometheus):
+ *    its structure, and what it runs, run here: nats-server with ops/cluster/nats.conf
+ *    (addresses and store rewritten for this host), every node service's command line with
+ *    dist/src/cli.js (ports and data dir added), a message across the nodes, Prometheus
+ *    with ops/cluster/prometheus.yml scraping them all, SIGTERM.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,6 +32,8 @@ import { BrokerProcess, freePorts, killAllBrokerProcesses, portClosed, ROOT } fr
 import { ClientPool, killSocket, sleep, uid } from '../helpers/clients.js';
 import { eventually, imPayload, inboxOf, killAll, run } from '../helpers/im.js';
 import { loadConfig } from '../../src/config/load.js';
+import { parseArgs } from '../../src/cli-args.js';
+import { HAVE_NATS } from '../helpers/nats.js';
 
 const OPS = join(ROOT, 'ops');
 const has = (cmd: string, args: string[]): boolean => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
@@ -506,3 +513,293 @@ describe('42 systemd unit and sysctl file', () => {
     expect(r.status, r.stderr).toBe(0);
   });
 });
+
+// ------------------------------------------------------------------ ops/cluster/compose.yaml
+
+const CLUSTER = join(OPS, 'cluster');
+const HAVE_DIST = existsSync(join(ROOT, 'dist/src/cli.js'));
+
+interface ComposeService {
+  build?: { context: string; dockerfile: string };
+  image?: string;
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  volumes?: string[];
+  depends_on?: string[] | Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+  stop_grace_period?: string;
+}
+interface ComposeFile {
+  services: Record<string, ComposeService>;
+  volumes?: Record<string, unknown>;
+}
+
+/** ops/cluster/compose.yaml as compose reads it: the nodes' shared part (x-node) merged in (<<). */
+const clusterCompose = (): ComposeFile => YAML.parse(readFileSync(join(CLUSTER, 'compose.yaml'), 'utf8'), { merge: true }) as ComposeFile;
+const NODE_NAME = /^node\d+$/;
+const clusterNodes = (c: ComposeFile): Array<[string, ComposeService]> => Object.entries(c.services).filter(([name]) => NODE_NAME.test(name));
+/** "1884:1883" -> [1884, 1883]. */
+const portPair = (p: string): [number, number] => p.split(':').map(Number) as [number, number];
+/** The cluster settings a node's command line gives (the CLI's own parser). */
+function nodeArgs(s: ComposeService): { nats: string; node: string } {
+  const a = parseArgs(s.command!);
+  expect(a.command).toBe('start');
+  return { nats: a.overrides.cluster!.nats!, node: a.overrides.cluster!.node! };
+}
+/** A top-level `key: value` of a nats-server config file. */
+const natsKey = (conf: string, key: string): string | undefined => new RegExp(`^${key}:\\s*(\\S+)`, 'm').exec(conf)?.[1];
+
+describe('42 ops/cluster/compose.yaml (no engine here: checked, and its command lines run without containers)', () => {
+  it('three nodes built from ops/Dockerfile, each with its own --node name and data volume, all on the nats service\'s URL', () => {
+    const c = clusterCompose();
+    expect(Object.keys(c.services).sort()).toEqual(['grafana', 'nats', 'node1', 'node2', 'node3', 'prometheus']);
+    const nodes = clusterNodes(c);
+    // Every service that runs the broker is a node service.
+    for (const [name, s] of Object.entries(c.services)) if (s.build || s.command?.[0] === 'start') expect(name).toMatch(NODE_NAME);
+    const names = new Set<string>();
+    const urls = new Set<string>();
+    const dataVolumes = new Set<string>();
+    for (const [name, s] of nodes) {
+      expect(resolve(CLUSTER, s.build!.context, s.build!.dockerfile), name).toBe(join(OPS, 'Dockerfile'));
+      expect(resolve(CLUSTER, s.build!.context), name).toBe(ROOT);
+      const { nats, node } = nodeArgs(s);
+      names.add(node);
+      urls.add(nats);
+      expect(node, 'the --node name is the service name').toBe(name);
+      // Every variable is a setting (the broker refuses unknown SWITCHBOARD_* variables).
+      expect(loadConfig({ env: s.environment ?? {}, overrides: {} }).log.level, name).toBe('info');
+      expect(s.depends_on, name).toEqual({ nats: { condition: 'service_healthy' } });
+      const data = (s.volumes ?? []).find((v) => v.endsWith(':/var/lib/switchboard'));
+      expect(data, `${name}: a volume on /var/lib/switchboard`).toBeDefined();
+      const vol = data!.split(':')[0]!;
+      expect(c.volumes, vol).toHaveProperty(vol);
+      dataVolumes.add(vol);
+      expect(s.stop_grace_period, name).toBe('15s');
+    }
+    expect(names.size, 'unique --node names').toBe(nodes.length);
+    expect(dataVolumes.size, 'one data volume per node').toBe(nodes.length);
+    expect(urls.size, 'one NATS URL').toBe(1);
+    const url = new URL([...urls][0]!);
+    expect(url.protocol).toBe('nats:');
+    expect(Object.keys(c.services)).toContain(url.hostname);
+    const conf = readFileSync(join(CLUSTER, 'nats.conf'), 'utf8');
+    expect(natsKey(conf, 'listen')).toBe(`0.0.0.0:${url.port}`);
+  });
+
+  it('host ports: no clash; node i has MQTT on 1883+i and WebSocket + HTTP on 8083+i, to the image\'s listener ports', () => {
+    const c = clusterCompose();
+    const host = Object.values(c.services).flatMap((s) => (s.ports ?? []).map((p) => portPair(p)[0]));
+    expect(new Set(host).size, `host ports ${host.join(', ')}`).toBe(host.length);
+    const nodes = clusterNodes(c);
+    const dockerEnv = { SWITCHBOARD_DATA_DIR: '/var/lib/switchboard' };
+    nodes.forEach(([name, s], i) => {
+      const cfg = loadConfig({ env: { ...dockerEnv, ...s.environment }, overrides: parseArgs(s.command!).overrides });
+      const ports = new Map((s.ports ?? []).map((p) => portPair(p).reverse() as [number, number]));
+      expect([...ports.keys()].sort(), name).toEqual([cfg.listeners.tcp.port, cfg.listeners.ws.port].sort());
+      expect(ports.get(cfg.listeners.tcp.port), name).toBe(1883 + i);
+      expect(ports.get(cfg.listeners.ws.port), name).toBe(8083 + i);
+    });
+  });
+
+  it('nats: JetStream with its store on a named volume, max_payload 8MB, the config mounted read-only, a health check on its monitoring port', () => {
+    const c = clusterCompose();
+    const nats = c.services.nats!;
+    expect(nats.image).toMatch(/^nats:2\.\d+/);
+    const [flag, confPath] = nats.command!;
+    expect(flag).toBe('-c');
+    expect(nats.volumes).toContain(`./nats.conf:${confPath}:ro`);
+    const conf = readFileSync(join(CLUSTER, 'nats.conf'), 'utf8');
+    const storeDir = /^jetstream\s*\{[^}]*\bstore_dir:\s*"?([^\s"]+)/m.exec(conf)?.[1];
+    expect(storeDir, 'jetstream { store_dir: ... }').toBeDefined();
+    const store = (nats.volumes ?? []).map((v) => v.split(':')).find(([src, dest]) => !src!.startsWith('.') && storeDir!.startsWith(dest!));
+    expect(store, `a named volume holding ${storeDir}`).toBeDefined();
+    expect(c.volumes).toHaveProperty(store![0]!);
+    expect(natsKey(conf, 'max_payload')).toBe('8MB');
+    // The health check asks the monitoring port nats.conf opens.
+    const httpPort = natsKey(conf, 'http')!.split(':').at(-1);
+    expect(nats.healthcheck!.test.join(' ')).toContain(`http://127.0.0.1:${httpPort}/healthz`);
+  });
+
+  it.skipIf(!HAVE_NATS)(`nats-server -t accepts ops/cluster/nats.conf${HAVE_NATS ? '' : ' (SKIPPED: no nats-server)'}`, () => {
+    const r = spawnSync('nats-server', ['-c', join(CLUSTER, 'nats.conf'), '-t'], { encoding: 'utf8' });
+    expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+  });
+
+  it('Prometheus scrapes every node on its HTTP port, with the alert rules mounted; every bind mount exists', () => {
+    const c = clusterCompose();
+    const mounts = new Map<string, string>();
+    for (const [name, s] of Object.entries(c.services))
+      for (const v of s.volumes ?? []) {
+        const [src, dest] = v.split(':');
+        if (!src!.startsWith('.')) {
+          expect(c.volumes, `${name}: ${v}`).toHaveProperty(src!);
+          continue;
+        }
+        expect(existsSync(resolve(CLUSTER, src!)), `${name}: ${v}`).toBe(true);
+        mounts.set(dest!, resolve(CLUSTER, src!));
+      }
+    expect(mounts.get('/etc/prometheus/prometheus.yml')).toBe(join(CLUSTER, 'prometheus.yml'));
+    const prom = YAML.parse(readFileSync(join(CLUSTER, 'prometheus.yml'), 'utf8')) as { rule_files: string[]; scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }> };
+    for (const f of prom.rule_files) expect(mounts.get(`/etc/prometheus/${f}`), f).toBe(join(OPS, f));
+    const job = prom.scrape_configs.find((j) => j.job_name === 'switchboard')!; // the alerts' up{job="switchboard"}
+    const targets = job.static_configs.flatMap((s) => s.targets).sort();
+    expect(targets).toEqual(clusterNodes(c).map(([name]) => `${name}:8083`).sort());
+    // Grafana: the single node's provisioning, whose data source is the prometheus service.
+    expect(mounts.get('/etc/grafana/provisioning')).toBe(join(OPS, 'grafana/provisioning'));
+    expect(mounts.get('/etc/grafana/dashboards')).toBe(join(OPS, 'grafana/dashboards'));
+  });
+
+  it.skipIf(!HAVE_PROMTOOL)(`promtool accepts ops/cluster/prometheus.yml with the rule file${HAVE_PROMTOOL ? '' : ' (SKIPPED: no `promtool`)'}`, () => {
+    // As mounted in the container: the rules next to the config.
+    const dir = mkdtempSync(join(tmpdir(), 'sb-cluster-prom-'));
+    copyFileSync(join(CLUSTER, 'prometheus.yml'), join(dir, 'prometheus.yml'));
+    copyFileSync(join(OPS, 'prometheus-alerts.yml'), join(dir, 'prometheus-alerts.yml'));
+    const r = spawnSync('promtool', ['check', 'config', 'prometheus.yml'], { cwd: dir, encoding: 'utf8' });
+    rmSync(dir, { recursive: true, force: true });
+    expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+  });
+
+  it.skipIf(!HAVE_COMPOSE)(`docker compose config validates ops/cluster/compose.yaml${HAVE_COMPOSE ? '' : ' (SKIPPED: the docker CLI here has no compose plugin)'}`, () => {
+    const r = spawnSync('docker', ['compose', '-f', join(CLUSTER, 'compose.yaml'), 'config', '--quiet'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+  });
+});
+
+describe.skipIf(!HAVE_NATS || !HAVE_DIST)(
+  `42 ops/cluster/compose.yaml run without containers: nats.conf and every node's command line${HAVE_NATS && HAVE_DIST ? '' : ` (SKIPPED: ${HAVE_NATS ? '' : 'no nats-server; '}${HAVE_DIST ? '' : 'no dist/src/cli.js, run npm run build'})`}`,
+  () => {
+    const pool = new ClientPool();
+    const dirs: string[] = [];
+    let nats: ReturnType<typeof run>;
+    let natsHttp: number;
+    const nodes: Array<{ name: string; tcp: number; ws: number; child: ReturnType<typeof run> }> = [];
+
+    beforeAll(async () => {
+      const c = clusterCompose();
+      // nats-server with the shipped nats.conf, but on free loopback ports and a temporary store.
+      const dir = mkdtempSync(join(tmpdir(), 'sb-cluster-compose-'));
+      dirs.push(dir);
+      const [natsPort, httpPort] = await freePorts(2);
+      natsHttp = httpPort!;
+      const shipped = readFileSync(join(CLUSTER, 'nats.conf'), 'utf8');
+      const conf = shipped
+        .replace(/^listen:.*$/m, `listen: 127.0.0.1:${natsPort}`)
+        .replace(/^http:.*$/m, `http: 127.0.0.1:${httpPort}`)
+        .replace(/(\bstore_dir:\s*).*$/m, `$1"${join(dir, 'jetstream')}"`);
+      for (const k of ['listen', 'http', 'store_dir']) expect(conf.match(new RegExp(`^\\s*${k}:.*$`, 'm'))?.[0], k).not.toBe(shipped.match(new RegExp(`^\\s*${k}:.*$`, 'm'))?.[0]);
+      writeFileSync(join(dir, 'nats.conf'), conf);
+      nats = run('nats-server', ['-c', join(dir, 'nats.conf')]);
+      await eventually(() => {
+        if (nats.proc.exitCode !== null) throw new Error(`nats-server exited: ${nats.stderr()}`);
+        return nats.stderr().includes('Server is ready');
+      }, 10_000, 'nats-server ready');
+
+      // Each node: its command line exactly, the compose network's NATS URL replaced by this
+      // one, plus what the container gives it otherwise (its own ports and data directory).
+      const composeUrl = nodeArgs(clusterNodes(c)[0]![1]).nats;
+      for (const [name, s] of clusterNodes(c)) {
+        const [tcp, ws] = await freePorts(2);
+        const data = mkdtempSync(join(tmpdir(), `sb-cluster-${name}-`));
+        dirs.push(data);
+        const args = [
+          ...s.command!.map((a) => (a === composeUrl ? `nats://127.0.0.1:${natsPort}` : a)),
+          '--host', '127.0.0.1', '--tcp-port', String(tcp), '--ws-port', String(ws), '--data-dir', data,
+        ];
+        const env: NodeJS.ProcessEnv = { ...process.env, SWITCHBOARD_CONFIG: '', ...s.environment };
+        nodes.push({ name, tcp: tcp!, ws: ws!, child: run(process.execPath, [join(ROOT, 'dist/src/cli.js'), ...args], { cwd: ROOT, env }) });
+      }
+      for (const n of nodes)
+        await eventually(() => {
+          if (n.child.proc.exitCode !== null) throw new Error(`${n.name} exited (${n.child.proc.exitCode}):\n${n.child.stderr()}\n${n.child.stdout()}`);
+          return n.child.stderr().includes('MQTT over TCP');
+        }, 60_000, `${n.name} listening`);
+    }, 90_000);
+
+    afterAll(async () => {
+      await pool.closeAll();
+      for (const n of nodes) if (n.child.proc.exitCode === null && n.child.proc.signalCode === null) n.child.proc.kill('SIGTERM');
+      await Promise.all(nodes.map((n) => n.child.exited));
+      if (nats && nats.proc.exitCode === null) {
+        nats.proc.kill('SIGTERM');
+        await nats.exited;
+      }
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }, 40_000);
+
+    it('nats-server runs ops/cluster/nats.conf with JetStream on and max_payload 8 MB; its /healthz (the compose health check) answers 200', async () => {
+      expect((await fetch(`http://127.0.0.1:${natsHttp}/healthz`)).status).toBe(200);
+      const varz = (await (await fetch(`http://127.0.0.1:${natsHttp}/varz`)).json()) as { max_payload: number; jetstream?: { config?: { store_dir: string } } };
+      expect(varz.max_payload).toBe(8 * 1024 * 1024);
+      expect(varz.jetstream?.config?.store_dir, 'JetStream enabled').toContain(dirs[0]!);
+    });
+
+    it('every node runs its compose command line: /healthz and /readyz on each, a message published on node1 reaches subscribers on node2 and node3', async () => {
+      expect(nodes.map((n) => n.name)).toEqual(['node1', 'node2', 'node3']);
+      for (const n of nodes) {
+        expect((await fetch(`http://127.0.0.1:${n.ws}/healthz`)).status, n.name).toBe(200);
+        expect((await fetch(`http://127.0.0.1:${n.ws}/readyz`)).status, n.name).toBe(200);
+      }
+      const topic = uid('compose');
+      const subs = [];
+      for (const n of nodes.slice(1)) {
+        const s = await pool.connect(`mqtt://127.0.0.1:${n.tcp}`, { clientId: uid(`sub-${n.name}`) });
+        await s.client.subscribeAsync(topic, { qos: 1 });
+        subs.push(s);
+      }
+      const pub = await pool.connect(`mqtt://127.0.0.1:${nodes[0]!.tcp}`, { clientId: uid('pub-node1') });
+      await pub.client.publishAsync(topic, 'from node1', { qos: 1 });
+      for (const s of subs) expect((await s.inbox.waitFor(1, 5000)).map((m) => m.payload)).toEqual(['from node1']);
+      // And back, over WebSocket: node3 to a subscriber on node1.
+      const back = uid('compose-back');
+      const s1 = await pool.connect(`ws://127.0.0.1:${nodes[0]!.ws}/mqtt`, { clientId: uid('sub-node1') });
+      await s1.client.subscribeAsync(back, { qos: 1 });
+      await subs[1]!.client.publishAsync(back, 'from node3', { qos: 1 });
+      expect((await s1.inbox.waitFor(1, 5000)).map((m) => m.payload)).toEqual(['from node3']);
+      await pool.closeAll();
+    }, 30_000);
+
+    it.skipIf(!HAVE_PROMETHEUS)(`Prometheus with ops/cluster/prometheus.yml (targets rewritten to these nodes) scrapes all three: up == 1${HAVE_PROMETHEUS ? '' : ' (SKIPPED: no `prometheus` binary)'}`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'sb-cluster-prometheus-'));
+      dirs.push(dir);
+      const cfg = YAML.parse(readFileSync(join(CLUSTER, 'prometheus.yml'), 'utf8')) as {
+        global: Record<string, string>;
+        scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }>;
+      };
+      cfg.global.scrape_interval = '1s';
+      cfg.global.evaluation_interval = '1s';
+      const where = new Map(nodes.map((n) => [`${n.name}:8083`, `127.0.0.1:${n.ws}`]));
+      for (const sc of cfg.scrape_configs[0]!.static_configs) sc.targets = sc.targets.map((t) => where.get(t) ?? t);
+      expect(cfg.scrape_configs[0]!.static_configs.flatMap((s) => s.targets).sort()).toEqual([...where.values()].sort());
+      writeFileSync(join(dir, 'prometheus.yml'), YAML.stringify(cfg));
+      copyFileSync(join(OPS, 'prometheus-alerts.yml'), join(dir, 'prometheus-alerts.yml'));
+      const [port] = await freePorts(1);
+      const url = `http://127.0.0.1:${port}`;
+      const prom = run('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn']);
+      try {
+        await eventually(async () => {
+          if (prom.proc.exitCode !== null) throw new Error(`prometheus exited: ${prom.stderr()}`);
+          return (await fetch(`${url}/-/ready`).catch(() => undefined))?.status === 200;
+        }, 20_000, 'prometheus ready');
+        const up = await eventually(async () => {
+          const r = (await (await fetch(`${url}/api/v1/query?query=${encodeURIComponent('up{job="switchboard"}')}`)).json()) as { data: { result: Array<{ metric: { instance: string }; value: [number, string] }> } };
+          const res = r.data.result;
+          return res.length === nodes.length && res.every((x) => x.value[1] === '1') ? res : undefined;
+        }, 15_000, 'up{job="switchboard"} == 1 for every node');
+        expect(up.map((x) => x.metric.instance).sort()).toEqual([...where.values()].sort());
+      } finally {
+        prom.proc.kill('SIGTERM');
+        await prom.exited;
+      }
+    }, 45_000);
+
+    it('SIGTERM (docker stop) stops every node: exit 0, its ports closed', async () => {
+      for (const n of nodes) n.child.proc.kill('SIGTERM');
+      for (const n of nodes) {
+        expect(await n.child.exited, `${n.name}:\n${n.child.stderr()}`).toBe(0);
+        expect(await portClosed(n.tcp), n.name).toBe(true);
+        expect(await portClosed(n.ws), n.name).toBe(true);
+      }
+    }, 30_000);
+  },
+);

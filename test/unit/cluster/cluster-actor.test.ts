@@ -24,8 +24,8 @@ function node(nats: MemoryNats, name: string) {
   const metrics = new Metrics(name);
   const actor = new ClusterActor({ node: name, prefix: 'sb', gateways: 1, shards: 2 }, bus, system, metrics, pino({ level: 'silent' }));
   const ref = system.spawn('cluster', actor);
-  // The subjects of interest (the heartbeat subject aside).
-  const subjects = () => bus.subjects.filter((x) => x !== 'sb.hb');
+  // The subjects of interest (membership, session takeover and shared group subjects aside).
+  const subjects = () => bus.subjects.filter((x) => !['sb.hb', 'sb.claim', 'sb.sg'].includes(x) && !x.startsWith('sb.n.'));
   return { actor, ref, got, bus, subjects, metrics, close: () => (actor.close(), metrics.close()) };
 }
 

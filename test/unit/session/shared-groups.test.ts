@@ -43,6 +43,7 @@ function fakeHost(over: Partial<GroupHost> = {}): FakeHost {
     routeDel: (f) => void h.routes.push(...f.map((x) => `-${x}`)),
     afterRoutes: (run) => void pending.push(run),
     hasLocalFilter: (f) => h.local.has(f),
+    groupsChanged: () => {},
     routed: () => {
       for (const r of pending.splice(0)) r();
     },
