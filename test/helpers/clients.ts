@@ -52,6 +52,15 @@ export function uid(prefix = 't'): string {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Polls `cond` every 50 ms until it holds; throws naming `what` after `ms`. */
+export async function waitUntil(what: string, cond: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timeout waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
 export interface Received {
   topic: string;
   payload: string;

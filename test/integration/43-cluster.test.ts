@@ -9,20 +9,12 @@
 import { describe, it, expect, afterAll, beforeAll, afterEach } from 'vitest';
 import { spawn } from 'node:child_process';
 import { startTestBroker, metric, type TestBroker } from '../helpers/broker.js';
-import { ClientPool, uid } from '../helpers/clients.js';
+import { ClientPool, uid, waitUntil } from '../helpers/clients.js';
 import { HAVE_NATS, NatsServer } from '../helpers/nats.js';
 import { decodeImPayload, encodeImPayload, ImMedia } from '../../src/im/index.js';
 import { HAVE_MOSQUITTO } from '../helpers/peers.js';
 
 if (!HAVE_NATS) console.warn('43-cluster: nats-server not on PATH (Debian package nats-server): the cluster tests are skipped');
-
-const waitUntil = async (what: string, cond: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timeout waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
 
 function mosquitto(cmd: 'mosquitto_pub' | 'mosquitto_sub', args: string[]): { done: Promise<string>; out(): string } {
   const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -12,19 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IDisconnectPacket } from 'mqtt-packet';
 import { startTestBroker, metric, type TestBroker } from '../helpers/broker.js';
-import { ClientPool, closed, sleep, uid } from '../helpers/clients.js';
+import { ClientPool, closed, sleep, uid, waitUntil } from '../helpers/clients.js';
 import { HAVE_NATS, NatsServer } from '../helpers/nats.js';
 import { HAVE_MOSQUITTO } from '../helpers/peers.js';
 
 if (!HAVE_NATS) console.warn('45-cluster-takeover: nats-server not on PATH (Debian package nats-server): skipped');
-
-const waitUntil = async (what: string, cond: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timeout waiting for ${what}`);
-    await sleep(50);
-  }
-};
 
 const persistent = (clientId: string) => ({
   protocolVersion: 5 as const,

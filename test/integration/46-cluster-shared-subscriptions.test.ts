@@ -7,19 +7,11 @@
 import { describe, it, expect, afterAll, beforeAll, afterEach } from 'vitest';
 import { spawn } from 'node:child_process';
 import { startTestBroker, metric, type TestBroker } from '../helpers/broker.js';
-import { ClientPool, sleep, uid, type Opened } from '../helpers/clients.js';
+import { ClientPool, sleep, uid, type Opened, waitUntil } from '../helpers/clients.js';
 import { HAVE_NATS, NatsServer } from '../helpers/nats.js';
 import { HAVE_MOSQUITTO } from '../helpers/peers.js';
 
 if (!HAVE_NATS) console.warn('46-cluster-shared-subscriptions: nats-server not on PATH (Debian package nats-server): skipped');
-
-const waitUntil = async (what: string, cond: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timeout waiting for ${what}`);
-    await sleep(50);
-  }
-};
 
 /** Every payload once over all the inboxes, none twice. */
 function exactlyOnce(inboxes: Array<{ msgs: Array<{ payload: string }> }>, want: string[]): void {

@@ -37,13 +37,25 @@ describe('conns: cluster or one process', () => {
     expect(nodes('switchboard', { conns: '28000', ...m })).toBe(3); // 28,001 > 2 x 14,000
   });
 
-  it('never clusters a peer', () => {
-    for (const b of ['aedes', 'mosquitto', 'nats'] as const) {
+  it('never clusters Aedes or Mosquitto, and says why (bridged Mosquittos: not comparable)', () => {
+    for (const b of ['aedes', 'mosquitto'] as const) {
       expect(nodes(b, { conns: '100000' })).toBeUndefined();
       expect(nodes(b, { conns: '10000', cluster: '3' })).toBeUndefined();
       expect(PEER_NEEDS_CLUSTER[b]).toMatch(/^needs cluster: .*not run$/);
     }
-    expect(PEER_NEEDS_CLUSTER.mosquitto).toContain('not comparable');
+    expect(PEER_NEEDS_CLUSTER.mosquitto).toMatch(/bridges are not comparable/);
+    expect(PEER_NEEDS_CLUSTER.nats).toBeUndefined();
+  });
+
+  it('runs NATS as a NATS cluster of as many servers as Switchboard nodes, without thread arguments', () => {
+    const m = { 'node-max-conns': '14000' };
+    expect(nodes('nats', { conns: '10000', ...m })).toBeUndefined();
+    const counts = [20_000, 30_000, 40_000, 50_000, 75_000, 100_000];
+    expect(counts.map((c) => nodes('nats', { conns: String(c), ...m }))).toEqual(counts.map((c) => nodes('switchboard', { conns: String(c), ...m })));
+    expect(counts.map((c) => nodes('nats', { conns: String(c), ...m }))).toEqual([2, 3, 3, 4, 6, 8]);
+    expect(nodes('nats', { conns: '10000', cluster: 'auto' })).toBe(2);
+    expect(clusterFor('nats', connsOptions(opts({ conns: '20000' })))?.nodeArgs).toEqual([]);
+    expect(conns.cluster?.('nats', opts({ conns: '100000', 'node-max-conns': '14000' }))?.nodes).toBe(8);
   });
 
   it('--cluster N|auto forces a cluster for any C; --node-threads picks the node arguments', () => {
@@ -95,6 +107,7 @@ describe('report: per-process breakdown and table 6 beside the paper', () => {
     expect(summaries.find((c) => c.caseName === 'C=20000 push all')?.byBroker.switchboard?.breakdown).toEqual(cpu);
     const md = renderMarkdown(inp, summaries, []);
     expect(md).toContain('Per process (cluster nodes');
+    expect(md).toContain("a NATS cluster's servers s0, s1");
     expect(md).toContain('| C=20000 push all | Switchboard | n0 40 · n1 35 · nats-server 2 | – |');
     expect(md).toContain('| C=20000 idle RSS/conn | Switchboard | – | n0 200 · n1 190 |');
   });
