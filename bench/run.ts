@@ -43,9 +43,11 @@ import {
   type BrokerName,
 } from './lib/brokers.js';
 import { startSwitchboardCluster } from './lib/cluster.js';
+import { startNatsCluster } from './lib/nats-cluster.js';
 import { stopGenerator } from './lib/gen-run.js';
 import type { BenchOptions, Measurement, Progress, Scenario } from './lib/scenario.js';
 import { renderMarkdown, summarize, writeReport, type BenchReportInput, type CaseRun } from './lib/report.js';
+import { committedRuns, compare, pickBaseline, renderComparison } from './lib/regression.js';
 import { fanin, fanout, latency, pairs, soak } from './scenarios/mqtt.js';
 import { conns } from './scenarios/conns.js';
 import { http } from './scenarios/http.js';
@@ -190,9 +192,12 @@ async function runOne(s: Scenario, b: BrokerName, p: Parsed, round: number): Pro
   let broker: BrokerHandle | undefined;
   const runs: CaseRun[] = [];
   try {
-    const cl = isSwitchboard(b) ? s.cluster?.(b, p.o) : undefined;
+    // Switchboard and NATS can run as a cluster (conns above one process's connections).
+    const cl = isSwitchboard(b) || b === 'nats' ? s.cluster?.(b, p.o) : undefined;
     broker =
-      cl && cl.nodes > 0
+      cl && cl.nodes > 0 && b === 'nats'
+        ? await startNatsCluster({ servers: cl.nodes })
+        : cl && cl.nodes > 0
         ? await startSwitchboardCluster(b, { nodes: cl.nodes, nodeArgs: cl.nodeArgs, env: bo.env, extraArgs: [...p.switchboardArgs, ...(bo.switchboardArgs ?? [])] })
         : await startBroker(b, {
             ws: bo.ws,
@@ -219,7 +224,7 @@ async function runOne(s: Scenario, b: BrokerName, p: Parsed, round: number): Pro
       const log = broker
         .output()
         .split('\n')
-        // A cluster's lines start with the process name ("n0: ", "nats-server: ").
+        // A cluster's lines start with the process name ("n0: ", "nats-server: ", a NATS cluster's "s0: ").
         .filter((l) => l.trim() && !/^(?:[\w-]+: )?(?:switchboard .* started|\s+(MQTT over|metrics \/ health|web client|data directory|store  ))|listening on|\[INF\]/.test(l));
       for (const r of runs) {
         if (unclean) r.m.issues.push(`broker did not stop cleanly (code ${ex.code}, signal ${ex.signal}${ex.unexpected ? ', exited on its own' : ''})`);
@@ -289,6 +294,9 @@ async function main(): Promise<void> {
     machineNotes: notes,
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`,
   };
+  // The regression guard: Switchboard against the previous committed run of the same kind.
+  const baseline = pickBaseline(committedRuns(REPO_ROOT), input.startedAt, p.o.quick, summarize(input));
+  if (baseline) input.previous = renderComparison(baseline, compare(summarize(input), baseline.summaries));
   const files = writeReport(input, p.out);
   process.stdout.write('\n' + renderMarkdown(input, summarize(input), files.svgs.map((f) => path.basename(f))) + '\n');
   process.stderr.write(`bench: wrote ${[files.json, files.md, ...files.svgs].map((f) => path.relative(REPO_ROOT, f)).join(', ')}\n`);

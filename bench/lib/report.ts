@@ -42,6 +42,8 @@ export interface BenchReportInput {
   machineNotes: string[];
   /** The command line that reproduces this run; built from the options when absent. */
   command?: string;
+  /** The comparison with the previous committed run (regression.ts), Markdown, appended to the report. */
+  previous?: string;
 }
 
 export interface BrokerSummary {
@@ -376,12 +378,12 @@ export function renderMarkdown(input: BenchReportInput, summaries: CaseSummary[]
       L.push('(details: medians over the measured rounds)');
     }
 
-    // Brokers of several processes (a cluster): one cell per key, "n0 12 · n1 11 · nats-server 0.4".
+    // Brokers of several processes (a cluster): one cell per key, "n0 12 · n1 11 · nats-server 0.4" (NATS: "s0 · s1").
     const withBreakdown = cases.flatMap((c) => brokers.flatMap((b) => (c.byBroker[b]?.breakdown ? [[c, b, c.byBroker[b]!.breakdown!] as const] : [])));
     if (withBreakdown.length) {
       const bKeys = [...new Set(withBreakdown.flatMap(([, , bd]) => Object.values(bd).flatMap((row) => Object.keys(row))))];
       L.push('');
-      L.push('Per process (cluster nodes n0, n1, ... and nats-server; the details above are their sums):');
+      L.push("Per process (cluster nodes: Switchboard's n0, n1, ... and nats-server, a NATS cluster's servers s0, s1, ...; the details above are their sums):");
       L.push('');
       const bh = ['Case', 'Broker', ...bKeys.map(detailLabel)];
       L.push(`| ${bh.map(cell).join(' | ')} |`);
@@ -409,6 +411,11 @@ export function renderMarkdown(input: BenchReportInput, summaries: CaseSummary[]
       L.push('');
       L.push(...issueLines);
     }
+  }
+
+  if (input.previous) {
+    L.push('');
+    L.push(input.previous);
   }
 
   if (charts.length) {

@@ -14,17 +14,15 @@ import {
   type AppMessage,
   type ClusterMsg,
   type CoordinatorMsg,
-  type DeliverItem,
   type QoS,
   type GatewayMsg,
-  type Outbound,
   type ShardMsg,
 } from '../protocol/messages.js';
-import { seriesByQos, type Metrics } from '../admin/metrics.js';
+import type { Metrics } from '../admin/metrics.js';
 import { CONNACK_V3, RC } from '../mqtt/reason-codes.js';
 import { Framer } from '../mqtt/framer.js';
 import { parseHotPacket } from '../mqtt/fast-parse.js';
-import { afterAuth, handleIn, newChannelState, sessionReady, sessionRefused, type ChannelEnv, type ChannelState, type Effect } from '../channel/index.js';
+import { afterAuth, handleIn, newChannelState, sessionReady, sessionRefused, type ChannelEnv, type Effect } from '../channel/index.js';
 import { authStep, methodError, reauthExpired } from '../channel/auth.js';
 import type { AuthMethods } from '../auth/enhanced/method.js';
 import { EnhancedAuthExchanges } from './enhanced-auth.js';
@@ -32,10 +30,10 @@ import { isTopicLevelId } from '../im/topics.js';
 import type { AuthResult } from '../channel/connect.js';
 import type { ConnIO, ConnSink } from '../transport/connection.js';
 import { RouteTable } from './route-table.js';
+import type { CloseOptions, Conn } from './conn.js';
+import { Delivery } from './delivery.js';
 import { Replies } from '../runtime/replies.js';
 import { GENERATION_SPAN, makeConnId } from './conn-id.js';
-import { encodePublishFast, toPacket } from './encode.js';
-import { MIN_ALIASED_TOPIC_LENGTH, OutboundTopicAliases } from './topic-aliases-out.js';
 import { applyRules, compileRules, type CompiledRules } from '../im/rules.js';
 import type { ImUser } from '../im/im-acl.js';
 import type { AckPacket } from '../channel/types.js';
@@ -86,55 +84,10 @@ export interface AuthOutcome {
 /** `certified`: the username is the subject CN of the connection's verified client certificate (ConnIO.certUsername). */
 export type Authenticate = (username: string | undefined, password: Buffer | undefined, certified?: boolean) => Promise<AuthOutcome>;
 
-/** Series names per QoS, built once (hot path). */
-const SENT = seriesByQos('messages_sent_total');
-const SENT_BYTES = seriesByQos('payload_bytes_sent_total');
-/** PUBLISHes sent with a Topic Alias: setting a new one, replacing the LRU topic's, or the alias alone. */
-const ALIAS_NEW = 'topic_aliases_sent_total{kind="new"}';
-const ALIAS_REPLACED = 'topic_aliases_sent_total{kind="replaced"}';
-const ALIAS_REUSED = 'topic_aliases_sent_total{kind="reused"}';
-
 /** Packets a client may send after CONNECT before CONNACK; held until the session is open. */
 const MAX_EARLY_PACKETS = 64;
 
-interface Conn {
-  id: number;
-  io: ConnIO;
-  st: ChannelState;
-  framer: Framer;
-  /**
-   * mqtt-packet's parser, only while needed: CONNECT, then now and then a SUBSCRIBE. A
-   * live connection's publishes, acks and pings take the hand parser, so the general one
-   * (about a KiB with its buffer list) is dropped after each use and made again on demand.
-   */
-  parser: ReturnType<typeof mqttPacket.parser> | undefined;
-  out: Buffer[];
-  outBytes: number;
-  lastRead: number;
-  opened: number;
-  early: Packet[];
-  closed: boolean;
-  /**
-   * Effects waiting for a restarting shard (its thread died; it comes back with its
-   * sessions): applied in order once it is up, the socket paused meanwhile.
-   */
-  deferred?: Effect[][];
-  /**
-   * An MQTT 3.1.1 publisher with limits.maxInflight acks held (it has no Receive Maximum to
-   * respect): not read until one is released.
-   */
-  ackPaused?: boolean;
-  /** v5 Topic Aliases sent to this connection (topic-aliases-out.ts); made on the first one. */
-  aliases?: OutboundTopicAliases;
-}
 
-/** A packet built from shard data that mqtt-packet (or the hand encoder) refused. */
-class EncodeError extends Error {
-  constructor(cause: unknown) {
-    // pino prints the cause's message after this one.
-    super('cannot encode the packet', { cause });
-  }
-}
 
 /** Effect lists one connection may have waiting for a restarting shard before it is closed. */
 const MAX_DEFERRED = 1000;
@@ -146,8 +99,6 @@ export class GatewayActor {
   private readonly coordinator: ActorRef<CoordinatorMsg>;
   private readonly cluster?: ActorRef<ClusterMsg>;
   private connCounter: number;
-  private readonly dirty = new Set<Conn>();
-  private flushScheduled = false;
   private paused = false;
   private accepting = true;
   private readonly timer: NodeJS.Timeout;
@@ -172,6 +123,8 @@ export class GatewayActor {
   private readyResolve?: () => void;
   /** Resolves once every shard sent its route snapshot: only then is it safe to accept. */
   readonly ready: Promise<void>;
+  /** The outbound path: deliveries, encoding, write batching (delivery.ts). */
+  private readonly out: Delivery;
 
   constructor(
     private readonly opts: GatewayOptions,
@@ -188,6 +141,14 @@ export class GatewayActor {
     this.holdAcks = opts.durability !== 'memory' || opts.queueFullPolicy === 'hold';
     this.acks = new PendingAcks((a) => this.releaseAck(a), firstAckId(opts.generation));
     this.exchanges = new EnhancedAuthExchanges(opts.authMethods ?? new Map());
+    this.out = new Delivery({
+      conns: this.conns,
+      metrics,
+      socketBufferHighWater: opts.socketBufferHighWater,
+      tellShard: (c, m) => this.tellShard(c, m),
+      logFailure: (kind, err, data) => this.logFailure(kind, err, data),
+      close: (c, o) => this.close(c, o),
+    });
     this.snapshotsPending = opts.shards;
     this.ready = new Promise((r) => (this.readyResolve = r));
     for (const s of this.shardRefs) s.tell({ t: 'routeSync', gw: opts.index });
@@ -200,11 +161,11 @@ export class GatewayActor {
   receive(m: GatewayMsg): void {
     switch (m.t) {
       case 'deliver':
-        return this.onDeliver(m.connId, m.out);
+        return this.out.deliver(m.connId, m.out);
       case 'committed':
         return this.acks.committed(m.ids);
       case 'deliverGroup':
-        return this.onDeliverGroup(m.msg, m.items);
+        return this.out.deliverGroup(m.msg, m.items);
       case 'connack': {
         const c = this.conns.get(m.connId);
         if (!c) return;
@@ -229,7 +190,7 @@ export class GatewayActor {
         if (!c || c.closed) return;
         // A refused filter is explained in the Reason String (unless Request Problem Information is 0).
         const reasonString = subackReasonString(c.st, m.codes);
-        this.write(c, { cmd: 'suback', messageId: m.packetId, granted: m.codes, ...(reasonString !== undefined ? { properties: { reasonString } } : {}) });
+        this.out.write(c, { cmd: 'suback', messageId: m.packetId, granted: m.codes, ...(reasonString !== undefined ? { properties: { reasonString } } : {}) });
         return;
       }
       case 'unsuback': {
@@ -237,8 +198,8 @@ export class GatewayActor {
         if (!c || c.closed) return;
         const reasonString = subackReasonString(c.st, m.codes);
         // 3.1.1 UNSUBACK has no reason codes.
-        if (c.st.version !== 5) this.write(c, { cmd: 'unsuback', messageId: m.packetId } as Packet);
-        else this.write(c, { cmd: 'unsuback', messageId: m.packetId, granted: m.codes, ...(reasonString !== undefined ? { properties: { reasonString } } : {}) });
+        if (c.st.version !== 5) this.out.write(c, { cmd: 'unsuback', messageId: m.packetId } as Packet);
+        else this.out.write(c, { cmd: 'unsuback', messageId: m.packetId, granted: m.codes, ...(reasonString !== undefined ? { properties: { reasonString } } : {}) });
         return;
       }
       case 'kick': {
@@ -376,7 +337,7 @@ export class GatewayActor {
     parser.on('error', (err: Error) => {
       if (c.st.phase === 'new' && err.message === 'Invalid protocol version') {
         // An unsupported Protocol Level gets CONNACK 0x01, then the close [MQTT-3.1.2-2].
-        this.write(c, { cmd: 'connack', sessionPresent: false, returnCode: CONNACK_V3.UNACCEPTABLE_PROTOCOL });
+        this.out.write(c, { cmd: 'connack', sessionPresent: false, returnCode: CONNACK_V3.UNACCEPTABLE_PROTOCOL });
         this.close(c, { why: 'unsupported_protocol_version', counter: 'protocol_errors_total{reason="unsupported_protocol_version"}' });
         return;
       }
@@ -411,7 +372,7 @@ export class GatewayActor {
     if (!c.closed) this.notifyLost(c, wasLive);
     c.closed = true;
     this.conns.delete(c.id);
-    this.dirty.delete(c);
+    this.out.forget(c);
     this.acks.dropConn(c.id);
     Atomics.sub(this.opts.connCounter, 0, 1);
   }
@@ -428,7 +389,7 @@ export class GatewayActor {
     });
   }
 
-  private close(c: Conn, o: { reason?: number; why: string; counter?: string; notifyShard?: boolean; text?: string }): void {
+  private close(c: Conn, o: CloseOptions): void {
     if (c.closed) return;
     if (o.counter) this.metrics.inc(o.counter);
     this.log.debug({ clientId: c.st.clientId, remote: c.io.remote, why: o.why }, 'closing connection');
@@ -436,11 +397,11 @@ export class GatewayActor {
     // v5: the server may send DISCONNECT with a reason before closing [MQTT-4.13.2-1].
     if (o.reason !== undefined && c.st.version === 5 && (c.st.phase === 'connected' || c.st.phase === 'connecting')) {
       // Its Reason String says why, also with Request Problem Information 0 [MQTT-3.1.2-29].
-      this.write(c, { cmd: 'disconnect', reasonCode: o.reason, properties: { reasonString: o.text ?? o.why.replace(/_/g, ' ') } });
+      this.out.write(c, { cmd: 'disconnect', reasonCode: o.reason, properties: { reasonString: o.text ?? o.why.replace(/_/g, ' ') } });
     }
     c.st.phase = 'closed';
     c.closed = true;
-    this.flushConn(c);
+    this.out.flushConn(c);
     c.io.end();
   }
 
@@ -463,7 +424,7 @@ export class GatewayActor {
               break;
             }
           }
-          this.write(c, ef.packet);
+          this.out.write(c, ef.packet);
           break;
         case 'released':
           if (this.holdAcks) this.broadcast({ t: 'released', origin: c.st.clientId, packetId: ef.packetId });
@@ -671,7 +632,7 @@ export class GatewayActor {
   private writeAck(c: Conn, ack: AckPacket): void {
     if (c.closed) return;
     if (ack.cmd === 'pubrec' && this.holdAcks) c.st.qos2In.add(ack.messageId);
-    this.write(c, ack as Packet);
+    this.out.write(c, ack as Packet);
   }
 
   private releaseAck(a: PendingAck): void {
@@ -684,7 +645,7 @@ export class GatewayActor {
       c.lastRead = Date.now();
       if (this.resumable(c)) c.io.resume();
     }
-    if (a.id === 0) this.write(c, a.packet as Packet); // a refusal queued behind held acks
+    if (a.id === 0) this.out.write(c, a.packet as Packet); // a refusal queued behind held acks
     else this.writeAck(c, a.packet as AckPacket);
   }
 
@@ -699,163 +660,6 @@ export class GatewayActor {
 
   private broadcast(m: ShardMsg): void {
     for (const s of this.shardRefs) s.tell(m);
-  }
-
-  private onDeliver(connId: number, out: Outbound[]): void {
-    const c = this.conns.get(connId);
-    if (!c || c.closed || c.st.phase !== 'connected') {
-      // The connection went away while these were on their way. QoS 1/2 stay in the
-      // session's inflight window (resent on resume, counted if the session ends); QoS 0
-      // is lost here, and counted so the message accounting adds up.
-      let qos0 = 0;
-      for (const o of out) if (o.k === 'pub' && o.qos === 0) qos0++;
-      if (qos0 > 0) this.metrics.inc('messages_dropped_total{reason="connection_closed"}', qos0);
-      return;
-    }
-    // Each packet on its own: one that fails is dropped (and acknowledged to the shard),
-    // the others go out.
-    for (const o of out) {
-      try {
-        if (o.k === 'pubrel') this.write(c, { cmd: 'pubrel', messageId: o.packetId });
-        else this.deliverPub(c, o.msg, o.qos, o.packetId, o.dup, o.retain, o.subIds);
-      } catch (e) {
-        this.dropDelivery(c, o.k === 'pub' ? o.qos : 2, o.packetId, e, o.k === 'pub' ? o.msg.topic : undefined);
-      }
-    }
-  }
-
-  /** A fan-out: the same message to many connections; a QoS 0 packet is encoded once per shape. */
-  private onDeliverGroup(msg: AppMessage, items: DeliverItem[]): void {
-    // By (MQTT 5?, RETAIN): the four QoS 0 packets this message can become here.
-    const shared: Array<Buffer | undefined> = [undefined, undefined, undefined, undefined];
-    for (const it of items) {
-      const c = this.conns.get(it.connId);
-      if (!c || c.closed || c.st.phase !== 'connected') {
-        if (it.qos === 0) this.metrics.inc('messages_dropped_total{reason="connection_closed"}');
-        continue;
-      }
-      // Each recipient on its own: a delivery that fails is dropped (and acknowledged to the
-      // shard), never the rest of the group.
-      try {
-        let pre: Buffer | undefined;
-        // A client sent Topic Aliases gets bytes of its own (its map decides the alias).
-        if (it.qos === 0 && it.subIds === undefined && this.aliasesFor(c, msg.topic) === undefined) {
-          const k = (c.st.version === 5 ? 2 : 0) + (it.retain ? 1 : 0);
-          pre = shared[k] ??= this.encodePub(c, msg, 0, 0, false, it.retain, undefined);
-        }
-        this.deliverPub(c, msg, it.qos, it.packetId, false, it.retain, it.subIds, pre);
-      } catch (e) {
-        this.dropDelivery(c, it.qos, it.packetId, e, msg.topic);
-      }
-    }
-  }
-
-  private deliverPub(c: Conn, msg: AppMessage, qos: QoS, packetId: number, dup: boolean, retain: boolean, subIds: number[] | undefined, pre?: Buffer): void {
-    if (qos === 0 && c.io.bufferedBytes() + c.outBytes > this.opts.socketBufferHighWater) {
-      // A slow consumer: QoS 0 is dropped rather than buffered without bound.
-      this.metrics.inc('messages_dropped_total{reason="slow_consumer"}');
-      return;
-    }
-    let buf: Buffer;
-    // Topic Alias: > 0 one the client knows, < 0 minus one this PUBLISH sets, 0 none.
-    let alias = 0;
-    const aliases = pre === undefined ? this.aliasesFor(c, msg.topic) : undefined;
-    if (aliases === undefined) buf = pre ?? this.encodePub(c, msg, qos, packetId, dup, retain, subIds);
-    else {
-      alias = aliases.resolve(msg.topic);
-      // Known: an empty Topic Name with the alias; new: the topic with it (section 3.3.2.3.4).
-      buf = this.encodePub(c, msg, qos, packetId, dup, retain, subIds, Math.abs(alias), alias > 0 ? '' : msg.topic);
-      if (alias < 0 && buf.length > c.st.maxPacketSizeOut) {
-        // Setting an alias adds 3 bytes: never what makes a message too large to send.
-        alias = 0;
-        buf = this.encodePub(c, msg, qos, packetId, dup, retain, subIds);
-      }
-    }
-    // The size of the bytes that would be written, alias or not.
-    if (buf.length > c.st.maxPacketSizeOut) {
-      // Too large for this client [MQTT-3.1.2-25]: discard, as if delivered.
-      this.metrics.inc('messages_dropped_total{reason="client_max_packet_size"}');
-      if (qos > 0) this.tellShard(c, { t: 'ack', connId: c.id, clientId: c.st.clientId, kind: 'pubcomp', packetId });
-      return;
-    }
-    // The map learns a new alias only with the PUBLISH that tells the client, written now.
-    if (alias < 0) this.metrics.inc(aliases!.assign(msg.topic, -alias) ? ALIAS_REPLACED : ALIAS_NEW);
-    else if (alias > 0) this.metrics.inc(ALIAS_REUSED);
-    this.writeBuf(c, buf);
-    this.metrics.inc(SENT[qos]!);
-    this.metrics.inc(SENT_BYTES[qos]!, msg.payload.length);
-  }
-
-  /**
-   * The connection's outbound Topic Alias map when `topic` is to go by an alias: a v5 client
-   * that allows them (ChannelState.topicAliasMaxOut > 0) and a topic long enough to gain
-   * (MIN_ALIASED_TOPIC_LENGTH). Undefined, for everyone else, costs two comparisons.
-   */
-  private aliasesFor(c: Conn, topic: string): OutboundTopicAliases | undefined {
-    if (c.st.topicAliasMaxOut === 0 || topic.length < MIN_ALIASED_TOPIC_LENGTH) return undefined;
-    return (c.aliases ??= new OutboundTopicAliases(c.st.topicAliasMaxOut));
-  }
-
-  /**
-   * Throws EncodeError when the message cannot become a PUBLISH for this client. `alias` > 0:
-   * with that Topic Alias and `topic` as Topic Name (the message's, or '' for a known alias).
-   */
-  private encodePub(c: Conn, msg: AppMessage, qos: QoS, packetId: number, dup: boolean, retain: boolean, subIds: number[] | undefined, alias = 0, topic = msg.topic): Buffer {
-    const v = c.st.version;
-    const hasProps = msg.props !== undefined || (subIds !== undefined && subIds.length > 0);
-    try {
-      return (
-        encodePublishFast(topic, msg.payload, qos, packetId, dup, retain, v === 5, hasProps, alias) ??
-        mqttPacket.generate(toPacket({ k: 'pub', msg, qos, packetId, dup, retain, subIds }, v, alias, topic), { protocolVersion: v })
-      );
-    } catch (err) {
-      throw new EncodeError(err);
-    }
-  }
-
-  /**
-   * Encodes now, writes at the end of the turn: many packets to one socket, one write.
-   * A packet that cannot be encoded is counted and logged; the connection, which would
-   * wait for it (a SUBACK, a CONNACK...), is closed, except for a PUBREL, whose message is
-   * discarded at the shard like an undeliverable one. 0 when nothing was queued.
-   */
-  private write(c: Conn, packet: Packet): number {
-    let buf: Buffer;
-    try {
-      buf = mqttPacket.generate(packet, { protocolVersion: c.st.version });
-      const props = (packet as { properties?: { reasonString?: string } }).properties;
-      if (buf.length > c.st.maxPacketSizeOut && props?.reasonString !== undefined) {
-        // The Reason String is optional: it is left out rather than exceed the client's
-        // Maximum Packet Size [MQTT-3.4.2-2][MQTT-3.5.2-2][MQTT-3.14.2-3].
-        const { reasonString: _, ...rest } = props;
-        buf = mqttPacket.generate({ ...packet, properties: rest } as Packet, { protocolVersion: c.st.version });
-      }
-    } catch (e) {
-      if (packet.cmd === 'pubrel') {
-        this.dropDelivery(c, 2, packet.messageId!, new EncodeError(e));
-        return 0;
-      }
-      this.metrics.inc(`internal_errors_total{op="encode_${packet.cmd}"}`);
-      this.logFailure(`encode_${packet.cmd}`, e, { clientId: c.st.clientId });
-      // The DISCONNECT that close() writes is not tried again.
-      if (packet.cmd !== 'disconnect') this.close(c, { reason: RC.UNSPECIFIED_ERROR, why: `could not encode ${packet.cmd}` });
-      return 0;
-    }
-    return this.writeBuf(c, buf);
-  }
-
-  /**
-   * A delivery that failed (`encode_error`: the packet could not be encoded, EncodeError;
-   * else a bug on the way, `internal_error`): counted as dropped and logged; a QoS 1/2
-   * message is acknowledged to the shard like a discarded one (as for
-   * client_max_packet_size), so that it does not stay in the session's inflight window
-   * for ever. The other deliveries of the batch go on.
-   */
-  private dropDelivery(c: Conn, qos: QoS, packetId: number, err: unknown, topic?: string): void {
-    const reason = err instanceof EncodeError ? 'encode_error' : 'internal_error';
-    this.metrics.inc(`messages_dropped_total{reason="${reason}"}`);
-    if (qos > 0) this.tellShard(c, { t: 'ack', connId: c.id, clientId: c.st.clientId, kind: 'pubcomp', packetId });
-    this.logFailure(reason, err, { clientId: c.st.clientId, topic });
   }
 
   /** A bug met while handling one connection's packets: that connection is closed, no other. */
@@ -881,33 +685,6 @@ export class GatewayActor {
     this.log.error({ err, kind, ...data, notLoggedBefore: f.skipped }, 'failed on one packet; the others go on');
     f.at = now;
     f.skipped = 0;
-  }
-
-  /** Queues encoded bytes for the socket; everything queued in one turn goes out in one write. */
-  private writeBuf(c: Conn, buf: Buffer): number {
-    c.out.push(buf);
-    c.outBytes += buf.length;
-    this.dirty.add(c);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushAll);
-    }
-    return buf.length;
-  }
-
-  private readonly flushAll = (): void => {
-    this.flushScheduled = false;
-    for (const c of this.dirty) this.flushConn(c);
-    this.dirty.clear();
-  };
-
-  private flushConn(c: Conn): void {
-    if (c.out.length === 0) return;
-    const buf = c.out.length === 1 ? c.out[0]! : Buffer.concat(c.out, c.outBytes);
-    this.metrics.inc('bytes_sent_total', buf.length);
-    c.out = [];
-    c.outBytes = 0;
-    c.io.write(buf);
   }
 
   // ------------------------------------------------------------ housekeeping
