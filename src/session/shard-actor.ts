@@ -21,7 +21,6 @@ import {
   type QoS,
   type ShardMsg,
   type SubOptions,
-  type DeliverItem,
 } from '../protocol/messages.js';
 import { PresubAgent } from './presub-agent.js';
 import { adminOp } from './shard-admin.js';
@@ -37,13 +36,13 @@ import { Journal } from './journal.js';
 import { messageFingerprint } from '../store/message.js';
 import { restoreSessions } from './restore.js';
 import type { Store } from '../store/types.js';
-import type { QueuedMessage } from './message-queue.js';
 import { isSharedFilter } from '../mqtt/shared.js';
 import { SharedGroups } from './shared-groups.js';
 import { SharedMembers } from './shared-member.js';
 import type { SharedStrategy } from './shared-strategy.js';
 import { HeldPublishes, newWait, releaseWait, type AckWait } from './held-publishes.js';
 import { ClusterTakeover, type TakeoverHost } from './cluster-takeover.js';
+import { OutboundWindow } from './outbound-window.js';
 
 /** What a route target (a gateway, the cluster link) is told about this shard's filters. */
 type RouteMsg = Extract<GatewayMsg, { t: 'routeAdd' | 'routeDel' | 'routeSnapshot' }>;
@@ -92,9 +91,6 @@ const EVICT_SWEEP_MS = 5000;
 
 type ConnectMsg = Extract<ShardMsg, { t: 'connect' }>;
 
-/** How long a publisher that overflows a queue stops being read (flow control). */
-const THROTTLE_MS = 20;
-
 interface Takeover {
   waitGw: number;
   waitConn: number;
@@ -125,16 +121,9 @@ export class ShardActor implements TakeoverHost {
   private readonly ackedSeq: number[];
   private pending: PendingRouted[] = [];
   private readonly presub: PresubAgent;
-  /**
-   * While one publish is matched, live deliveries are grouped per gateway: the message
-   * crosses to each gateway once (not once per recipient), and the gateway encodes a
-   * QoS 0 packet once for all of them. Null outside onPublish.
-   */
-  private group: Map<number, DeliverItem[]> | null = null;
-  private groupMsg: AppMessage | null = null;
+  /** Queues, inflight windows and live deliveries (outbound-window.ts). */
+  private readonly out: OutboundWindow;
   // Reused per publish: client id -> merged delivery (overlapping subscriptions).
-  /** Publishers paused for flow control, until when (ms). */
-  private readonly throttled = new Map<number, number>();
   private readonly matched = new Map<string, { qos: QoS; rap: boolean; nl: boolean; subIds?: number[] }>();
   readonly journal: Journal;
   private readonly sweep?: NodeJS.Timeout;
@@ -164,10 +153,24 @@ export class ShardActor implements TakeoverHost {
     for (let i = 0; i < opts.shards; i++) this.shards.push(system.ref(shardName(i)));
     this.coordinator = system.ref(COORDINATOR);
     this.ackedSeq = new Array(this.routeTargets.length).fill(0);
+    const shard = this;
+    this.out = new OutboundWindow({
+      gateways: this.gateways,
+      sessions: this.sessions,
+      metrics,
+      get journal() {
+        return shard.journal;
+      },
+      get held() {
+        return shard.held;
+      },
+      maxInflight: opts.maxInflight,
+      storeKind: opts.store.kind,
+    });
     this.presub = new PresubAgent(this);
     this.groups = new SharedGroups(this, opts.sharedStrategy ?? 'round_robin');
     this.members = new SharedMembers(this);
-    this.held = opts.hold ? new HeldPublishes({ metrics, admit: (s, q) => this.admit(s, q) }, opts.hold.maxPerSession, opts.hold.maxAgeMs) : null;
+    this.held = opts.hold ? new HeldPublishes({ metrics, admit: (s, q) => this.out.admit(s, q) }, opts.hold.maxPerSession, opts.hold.maxAgeMs) : null;
     this.journal = new Journal(
       opts.store,
       (gw, ids) => this.gateways[gw]!.tell({ t: 'committed', ids }),
@@ -260,7 +263,7 @@ export class ShardActor implements TakeoverHost {
   }
   /** A `shareDeliver` for session `s`: like a delivery of its subscription, marked with the group's key. */
   deliverShared(s: Session, msg: AppMessage, qos: QoS, retain: boolean, subIds: number[] | undefined, share: string, wait?: AckWait): void {
-    this.enqueue(s, msg, qos, retain, subIds, share, wait);
+    this.out.enqueue(s, msg, qos, retain, subIds, share, wait);
   }
   toCoordinator(m: CoordinatorMsg): void {
     this.coordinator.tell(m);
@@ -285,7 +288,7 @@ export class ShardActor implements TakeoverHost {
       case 'released':
         return this.journal.releaseInbound(m.origin, m.packetId);
       case 'ack':
-        return this.onAck(m);
+        return this.out.ack(m);
       case 'connect':
         return this.onConnect(m);
       case 'disconnect':
@@ -486,25 +489,9 @@ export class ShardActor implements TakeoverHost {
         s.present = true;
         this.coordinator.tell({ t: 'presence', uid: s.uid, ns: s.ns, delta: 1, shard: this.opts.index });
       }
-      if (connack.sessionPresent) this.resume(s);
-      else this.pump(s);
+      if (connack.sessionPresent) this.out.resume(s);
+      else this.out.pump(s);
     });
-  }
-
-  /** Resend unacknowledged messages in order with DUP set [MQTT-4.4.0-1], then the queue. */
-  private resume(s: Session): void {
-    const gw = this.gateways[s.binding!.gw]!;
-    const connId = s.binding!.connId;
-    for (const [packetId, e] of s.inflight.entriesInOrder()) {
-      if (e.state === 'pubrel') gw.tell({ t: 'deliver', connId, out: [{ k: 'pubrel', packetId }] });
-      else
-        gw.tell({
-          t: 'deliver',
-          connId,
-          out: [{ k: 'pub', msg: e.msg, qos: e.qos, packetId, dup: true, retain: e.retain, subIds: e.subIds }],
-        });
-    }
-    this.pump(s);
   }
 
   private onDisconnect(m: Extract<ShardMsg, { t: 'disconnect' }>): void {
@@ -831,8 +818,12 @@ export class ShardActor implements TakeoverHost {
       }
     });
     if (matched.size === 0) return false;
-    const group = (this.group = new Map());
-    this.groupMsg = msg;
+    this.out.group(msg, () => this.deliverMatched(msg, wait));
+    return true;
+  }
+
+  private deliverMatched(msg: AppMessage, wait: AckWait | undefined): void {
+    const matched = this.matched;
     for (const [clientId, d] of matched) {
       // No Local: not back to the publishing client [MQTT-3.8.3-3]; a rule-made copy
       // (carbon) is not sent back to the session that published the original either.
@@ -843,36 +834,12 @@ export class ShardActor implements TakeoverHost {
       // Retain is cleared on live delivery unless Retain As Published [MQTT-3.3.1-12].
       // One recipient's failure never costs the others (nor leaves `matched` dirty).
       try {
-        this.enqueue(s, msg, qos, d.rap ? msg.retain : false, d.subIds, undefined, wait);
+        this.out.enqueue(s, msg, qos, d.rap ? msg.retain : false, d.subIds, undefined, wait);
       } catch (err) {
         this.itemFailed('deliver', s, err, true);
       }
     }
     matched.clear();
-    this.group = null;
-    this.groupMsg = null;
-    for (const [gw, items] of group) {
-      const ref = this.gateways[gw]!;
-      if (items.length > 1) ref.tell({ t: 'deliverGroup', msg, items });
-      else {
-        const it = items[0]!;
-        ref.tell({ t: 'deliver', connId: it.connId, out: [{ k: 'pub', msg, qos: it.qos, packetId: it.packetId, dup: false, retain: it.retain, subIds: it.subIds }] });
-      }
-    }
-    return true;
-  }
-
-  /** A live delivery of a new message: grouped while a publish is matched, else sent at once. */
-  private emit(gw: number, connId: number, msg: AppMessage, qos: QoS, packetId: number, retain: boolean, subIds: number[] | undefined): void {
-    if (this.group && msg === this.groupMsg) {
-      let items = this.group.get(gw);
-      if (!items) this.group.set(gw, (items = []));
-      const it: DeliverItem = { connId, qos, packetId, retain };
-      if (subIds !== undefined) it.subIds = subIds;
-      items.push(it);
-      return;
-    }
-    this.gateways[gw]!.tell({ t: 'deliver', connId, out: [{ k: 'pub', msg, qos, packetId, dup: false, retain, subIds }] });
   }
 
   private onRetained(m: Extract<ShardMsg, { t: 'retained' }>): void {
@@ -882,162 +849,11 @@ export class ShardActor implements TakeoverHost {
       const qos = (msg.qos < opts.qos ? msg.qos : opts.qos) as QoS;
       // Retained messages sent because of a new subscription keep RETAIN=1 [MQTT-3.3.1-8].
       try {
-        this.enqueue(s, msg, qos, true, opts.subId !== undefined ? [opts.subId] : undefined);
+        this.out.enqueue(s, msg, qos, true, opts.subId !== undefined ? [opts.subId] : undefined);
       } catch (err) {
         this.itemFailed('retained', s, err, true);
       }
     }
-  }
-
-  /** `wait`: the publisher waits for its ack (queueFullPolicy hold); a copy that finds the queue full parks. */
-  private enqueue(s: Session, msg: AppMessage, qos: QoS, retain: boolean, subIds?: number[], share?: string, wait?: AckWait): void {
-    if (msg.props?.expiresAt !== undefined && msg.props.expiresAt <= Date.now()) {
-      this.metrics.inc('messages_dropped_total{reason="expired"}');
-      return;
-    }
-    // Messages parked for this session go first: a QoS 1/2 message parks behind them.
-    const behind = qos > 0 && this.held !== null && this.held.has(s);
-    if (s.binding && !s.connackPending) {
-      if (qos === 0) {
-        this.emit(s.binding.gw, s.binding.connId, msg, 0, 0, retain, subIds);
-        return;
-      }
-      if (s.queue.size === 0 && s.inflight.size < this.window(s) && !behind) {
-        this.send(s, share === undefined ? { msg, qos, retain, subIds } : { msg, qos, retain, subIds, share });
-        return;
-      }
-    } else if (s.evicted && qos > 0) {
-      // Offline with its messages on disk: this one goes there too, bounded the same way.
-      const q: QueuedMessage = share === undefined ? { msg, qos, retain, subIds } : { msg, qos, retain, subIds, share };
-      if (behind || s.evicted.queued >= s.queue.capacity) this.overflow(s, q, wait, behind);
-      else this.journal.queuedEvicted(s, q);
-      return;
-    } else if (qos === 0 && !s.binding) {
-      // QoS 0 messages are not kept for offline sessions (the spec allows either); a
-      // session about to get its CONNACK keeps them, it is online.
-      this.metrics.inc('messages_dropped_total{reason="offline_qos0"}');
-      return;
-    }
-    const q: QueuedMessage = { msg, qos, retain, subIds };
-    if (share !== undefined) q.share = share;
-    if (behind || !s.queue.push(q)) return this.overflow(s, q, wait, behind);
-    this.journal.queued(s, q);
-  }
-
-  /**
-   * A message the session's queue cannot take now. With queueFullPolicy hold, a QoS 1/2 one
-   * whose publisher waits for its ack parks (so does any behind already parked ones, to
-   * keep the order); anything else, or beyond limits.maxHeldPerSession, is dropped and
-   * counted as before, and its publisher throttled.
-   */
-  private overflow(s: Session, q: QueuedMessage, wait: AckWait | undefined, behind: boolean): void {
-    if ((wait !== undefined || behind) && q.qos > 0 && this.held!.park(s, q, wait)) return;
-    this.metrics.inc('messages_dropped_total{reason="queue_full"}');
-    this.throttle(q.msg);
-  }
-
-  /**
-   * A parked message enters the session's queue (held-publishes.ts), or goes out at once
-   * when the queue is empty and the window has room (limits.maxQueuedMessages may be 0):
-   * false when there is no room.
-   */
-  private admit(s: Session, q: QueuedMessage): boolean {
-    if (s.binding && !s.connackPending && s.queue.size === 0 && s.inflight.size < this.window(s)) {
-      this.send(s, q);
-      return true;
-    }
-    if (s.evicted) {
-      if (s.evicted.queued >= s.queue.capacity) return false;
-      this.journal.queuedEvicted(s, q);
-      return true;
-    }
-    if (!s.queue.push(q)) return false;
-    this.journal.queued(s, q);
-    return true;
-  }
-
-  /**
-   * Flow control towards publishers: one whose messages overflow a session's queue (the
-   * limit drops them, counted) has its socket paused for a moment, so a fast publisher
-   * slows to what the slow subscriber takes instead of losing more. At most one notice
-   * per publisher per pause.
-   */
-  private throttle(msg: AppMessage): void {
-    const connId = msg.originConn;
-    if (connId === undefined) return;
-    const now = Date.now();
-    if ((this.throttled.get(connId) ?? 0) > now) return;
-    if (this.throttled.size > 10_000) for (const [id, until] of this.throttled) if (until <= now) this.throttled.delete(id);
-    this.throttled.set(connId, now + THROTTLE_MS);
-    this.gateways[gatewayOf(connId)]!.tell({ t: 'throttle', connId, ms: THROTTLE_MS });
-  }
-
-  private window(s: Session): number {
-    return Math.min(this.opts.maxInflight, s.receiveMaximum);
-  }
-
-  private send(s: Session, q: QueuedMessage): void {
-    const e = { msg: q.msg, qos: q.qos, retain: q.retain, subIds: q.subIds, share: q.share, state: 'publish' as const, seq: q.seq, body: q.body };
-    const packetId = s.inflight.add(e);
-    this.journal.sent(s, e, packetId);
-    if (q.qos === 2 && e.seq !== undefined && this.opts.store.kind !== 'memory') {
-      // A stored QoS 2 PUBLISH goes out once its packet id is committed: a client that
-      // PUBRECs it keeps the id until PUBREL, so after a crash the broker must resend it
-      // under that id, never give the id to another message [MQTT-4.3.3-2][MQTT-2.2.1-3].
-      const { gw, connId } = s.binding!;
-      this.journal.afterCommit(() => {
-        if (s.isBoundTo(connId) && s.inflight.get(packetId) === e)
-          this.gateways[gw]!.tell({ t: 'deliver', connId, out: [{ k: 'pub', msg: q.msg, qos: 2, packetId, dup: false, retain: q.retain, subIds: q.subIds }] });
-      });
-      return;
-    }
-    this.emit(s.binding!.gw, s.binding!.connId, q.msg, q.qos, packetId, q.retain, q.subIds);
-  }
-
-  private pump(s: Session): void {
-    do {
-      while (s.binding && s.queue.size > 0 && s.inflight.size < this.window(s)) {
-        const q = s.queue.shift()!;
-        if (q.msg.props?.expiresAt !== undefined && q.msg.props.expiresAt <= Date.now()) {
-          this.metrics.inc('messages_dropped_total{reason="expired"}');
-          this.journal.done(s, q);
-          continue;
-        }
-        if (q.qos === 0) {
-          this.gateways[s.binding.gw]!.tell({
-            t: 'deliver',
-            connId: s.binding.connId,
-            out: [{ k: 'pub', msg: q.msg, qos: 0, packetId: 0, dup: false, retain: q.retain, subIds: q.subIds }],
-          });
-        } else this.send(s, q);
-      }
-      // Room in the queue: parked messages enter it (their publishers get their acks), and
-      // go out at once when the window has room too.
-    } while (this.held?.refill(s));
-  }
-
-  private onAck(m: Extract<ShardMsg, { t: 'ack' }>): void {
-    const s = this.sessions.get(m.clientId);
-    if (!s || !s.isBoundTo(m.connId)) return;
-    const e = s.inflight.get(m.packetId);
-    if (!e) return;
-    if (m.kind === 'pubrec' && e.qos === 2) {
-      // QoS 2, second step: keep the id until PUBCOMP [MQTT-4.3.3-3].
-      e.state = 'pubrel';
-      this.journal.released(s, e, m.packetId);
-      const gw = this.gateways[s.binding!.gw]!;
-      const pubrel = (): void => {
-        if (s.isBoundTo(m.connId) && s.inflight.get(m.packetId) === e) gw.tell({ t: 'deliver', connId: m.connId, out: [{ k: 'pubrel', packetId: m.packetId }] });
-      };
-      // A stored session's PUBREL goes once the new state is durable; a connection gone by
-      // then gets it on resume.
-      if (e.seq === undefined) pubrel();
-      else this.journal.afterCommit(pubrel);
-      return;
-    }
-    s.inflight.delete(m.packetId);
-    this.journal.done(s, e);
-    this.pump(s);
   }
 
   // ------------------------------------------------------------ metrics
