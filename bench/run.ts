@@ -296,7 +296,8 @@ async function main(): Promise<void> {
   };
   // The regression guard: Switchboard against the previous committed run of the same kind.
   const baseline = pickBaseline(committedRuns(REPO_ROOT), input.startedAt, p.o.quick, summarize(input));
-  if (baseline) input.previous = renderComparison(baseline, compare(summarize(input), baseline.summaries));
+  const rows = baseline ? compare(summarize(input), baseline.summaries) : [];
+  if (baseline && rows.length > 0) input.previous = renderComparison(baseline, rows);
   const files = writeReport(input, p.out);
   process.stdout.write('\n' + renderMarkdown(input, summarize(input), files.svgs.map((f) => path.basename(f))) + '\n');
   process.stderr.write(`bench: wrote ${[files.json, files.md, ...files.svgs].map((f) => path.relative(REPO_ROOT, f)).join(', ')}\n`);

@@ -9,6 +9,7 @@
  *   mosquitto    /usr/sbin/mosquitto -c <temp config>, only if the binary exists (persistence
  *                false, or true with StartOptions.persistence)
  *   nats         /usr/sbin/nats-server with its MQTT listener (JetStream on, temp store), if installed
+ *                (or one member of a NATS cluster: StartOptions.natsCluster, bench/lib/nats-cluster.ts)
  *
  * Each broker runs under bench/lib/leash.js, which kills it when the bench goes away,
  * even on SIGKILL of the bench. BrokerHandle.restart() stops a broker (SIGTERM or SIGKILL)
@@ -250,12 +251,15 @@ export interface BrokerHandle {
   cluster?: ClusterInfo;
 }
 
-/** The processes of a Switchboard cluster under test (bench/lib/cluster.ts). */
+/**
+ * The processes of a broker run as a cluster: a Switchboard cluster (bench/lib/cluster.ts)
+ * or a NATS cluster (bench/lib/nats-cluster.ts, every node a nats-server with its MQTT listener).
+ */
 export interface ClusterInfo {
-  /** The broker nodes, n0 first: each its own process, ports and data directory. */
+  /** The broker nodes, n0 (or s0) first: each its own process, ports and data directory; `port` is its MQTT port. */
   nodes: Array<{ name: string; host: string; port: number; httpPort?: number; pid: number }>;
-  /** The nats-server that joins them. */
-  nats: { name: string; port: number; pid: number };
+  /** Switchboard: the nats-server that joins the nodes (a NATS cluster has none apart from its nodes). */
+  nats?: { name: string; port: number; pid: number };
   /** Extra arguments every node got (threads). */
   nodeArgs: string[];
   /** Every process of the cluster (nodes, then nats-server), for CPU and RSS sums. */
@@ -279,6 +283,11 @@ export interface StartOptions {
    * `port` is then its client port.
    */
   natsBus?: boolean;
+  /**
+   * nats: one member of a NATS cluster (bench/lib/nats-cluster.ts): `port` is its MQTT port
+   * (the handle's port), `config` its whole configuration, given the broker's temp dir.
+   */
+  natsCluster?: { port: number; config: (dir: string) => string };
 }
 
 /** Mosquitto's autosave_interval with `persistence`: its default, written out so reports can name it. */
@@ -336,7 +345,7 @@ interface Life {
 
 export async function startBroker(name: BrokerName, opts: StartOptions = {}): Promise<BrokerHandle> {
   const host = opts.host ?? '127.0.0.1';
-  const port = await freePort(host);
+  const port = opts.natsCluster?.port ?? (await freePort(host));
   const tmp = mkdtempSync(path.join(os.tmpdir(), `bench-${name}-`));
   tmpDirs.add(tmp);
   let cmd: string;
@@ -395,6 +404,12 @@ export async function startBroker(name: BrokerName, opts: StartOptions = {}): Pr
           conf,
           [`listen: ${host}:${port}`, 'server_name: bench-bus', 'max_payload: 8MB', `jetstream { store_dir: "${path.join(tmp, 'js')}" }`, ''].join('\n'),
         );
+        cmd = NATS_BIN;
+        args = ['-c', conf];
+        break;
+      }
+      if (opts.natsCluster) {
+        writeFileSync(conf, opts.natsCluster.config(tmp));
         cmd = NATS_BIN;
         args = ['-c', conf];
         break;

@@ -83,15 +83,15 @@ export function renderComparison(baseline: StoredRun, rows: ComparisonRow[]): st
   L.push(`Switchboard now and in ${baseline.startedAt}; "change" > 1 = better now; the peer columns give Switchboard's ratio to each peer in this run / in that run (> 1 = Switchboard better). Flagged: more than ${Math.round((1 - REGRESSION_THRESHOLD) * 100)} % worse.`);
   L.push('');
   const peers = [...new Set(rows.flatMap((r) => r.peers.map((p) => p.peer)))];
-  L.push(`| case | unit | Switchboard now | before | change | ${peers.map((p) => `vs ${p} now / before`).join(' | ')} |`);
-  L.push(`|---|---|---:|---:|---:|${peers.map(() => '---:').join('|')}|`);
+  L.push(`| case | unit | Switchboard now | before | change |${peers.map((p) => ` vs ${p} now / before |`).join('')}`);
+  L.push(`|---|---|---:|---:|---:|${peers.map(() => '---:|').join('')}`);
   for (const r of rows) {
     const flag = Number.isFinite(r.change) && r.change < REGRESSION_THRESHOLD ? ' **slower**' : '';
     const cells = peers.map((p) => {
       const x = r.peers.find((q) => q.peer === p);
       return x ? `${ratio(x.now)} / ${ratio(x.before)}` : '–';
     });
-    L.push(`| ${r.key} | ${r.unit} | ${num(r.now)} | ${num(r.before)} | ${ratio(r.change)}${flag} | ${cells.join(' | ')} |`);
+    L.push(`| ${r.key} | ${r.unit} | ${num(r.now)} | ${num(r.before)} | ${ratio(r.change)}${flag} |${cells.map((c) => ` ${c} |`).join('')}`);
   }
   const slower = rows.filter((r) => r.change < REGRESSION_THRESHOLD);
   L.push('');

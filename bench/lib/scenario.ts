@@ -75,9 +75,10 @@ export interface Scenario {
    */
   brokerOptions?(o: BenchOptions): { switchboardArgs?: string[]; ws?: boolean; env?: Record<string, string>; persistence?: boolean };
   /**
-   * Run this Switchboard broker as a cluster (bench/lib/cluster.ts): how many nodes, and
-   * their thread arguments; undefined or 0 nodes = one process (asked per variant; peers
-   * are never asked). The runner then hands run() a handle with `cluster` set.
+   * Run this broker as a cluster: Switchboard (bench/lib/cluster.ts: how many nodes, and
+   * their thread arguments) or NATS (bench/lib/nats-cluster.ts: nodes = nats-servers,
+   * nodeArgs unused); undefined or 0 nodes = one process (asked per variant; the other
+   * peers are never asked). The runner then hands run() a handle with `cluster` set.
    */
   cluster?(broker: BrokerName, o: BenchOptions): { nodes: number; nodeArgs: string[] } | undefined;
   run(broker: BrokerHandle, o: BenchOptions, progress: Progress): Promise<Record<string, Measurement>>;

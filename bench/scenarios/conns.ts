@@ -7,8 +7,9 @@
  * `per-process` each); the publisher is a separate connection in this process. One broker
  * process holds at most ~19k connections here, so Switchboard runs larger C as a cluster
  * (bench/lib/cluster.ts: nats-server + N nodes, the clients round-robin over the nodes,
- * the publisher on node 0); peers stay single-process. How it works and what is measured:
- * bench/scenarios/conns.md.
+ * the publisher on node 0), and so does NATS (bench/lib/nats-cluster.ts: N nats-servers
+ * with routes, JetStream and MQTT listeners, the same N and round-robin); Aedes and
+ * Mosquitto stay single-process. How it works and what is measured: bench/scenarios/conns.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -54,21 +55,27 @@ export function defaultNodeMaxConns(): number {
 export const NODE_MAX_CONNS = defaultNodeMaxConns();
 
 /**
- * Why a peer's C > the single-process bound is not measured: the peers run as one process
- * (only Switchboard is run as a cluster here).
+ * Why a peer's C > the single-process bound is not measured: Aedes and Mosquitto run as
+ * one process (Switchboard and NATS run as clusters there: clusterFor).
  */
 export const PEER_NEEDS_CLUSTER: Partial<Record<BrokerName, string>> = {
   aedes:
     'needs cluster: Aedes runs as one process here (~19k connections at most); several Aedes processes need a shared emitter and persistence (Redis or MongoDB), not set up here: not run',
   mosquitto:
-    'needs cluster: Mosquitto is one process (~19k connections at most) and has no cluster; a bridge joins independent brokers (each bridged topic re-published over a client connection, no shared sessions), not comparable: not run',
-  nats: "needs cluster: NATS' MQTT listener runs as one process here (~19k connections at most); across processes it needs a NATS cluster with clustered JetStream, not set up here: not run",
+    'needs cluster: Mosquitto is one process (~19k connections at most) and has no cluster; Mosquittos joined by bridges are not comparable (independent brokers, each bridged topic re-published over a client connection, no shared sessions or client ids): not run',
 };
+
+/** Brokers that run as a cluster above the single-process bound (or with --cluster). */
+export const clusterable = (broker: BrokerName): boolean => isSwitchboard(broker) || broker === 'nats';
 
 const GROUPS: readonly PushGroup[] = ['k100', 'k1000', 'all'];
 const TOPIC: Record<PushGroup, string> = { k100: 'push/k100', k1000: 'push/k1000', all: 'push/all' };
 const GROUP_LABEL: Record<PushGroup, string> = { k100: 'push 1-100', k1000: 'push 1-1000', all: 'push all' };
 const KEEPALIVE_S = 300;
+/** The ramp fails when no client connected or failed for this long. */
+const RAMP_STALL_MS = 60_000;
+/** Ramps longer than this keep the connections alive (PINGREQ). */
+const RAMP_PING_AFTER_MS = 120_000;
 
 /** The case names of one connection count, in report order. */
 export function caseNames(c: number): string[] {
@@ -147,12 +154,13 @@ export function connsOptions(o: BenchOptions): ConnsOptions {
 }
 
 /**
- * The cluster Switchboard runs as for the largest C of these options (a variant has one),
- * or undefined for one process: above brokerMaxConns, or with --cluster. Nodes: enough that
- * none holds more than nodeMaxConns of the C clients + the publisher.
+ * The cluster Switchboard or NATS runs as for the largest C of these options (a variant has
+ * one), or undefined for one process: above brokerMaxConns, or with --cluster. Nodes
+ * (Switchboard nodes or nats-servers): enough that none holds more than nodeMaxConns of the
+ * C clients + the publisher. nodeArgs: Switchboard's thread arguments ([] for NATS).
  */
 export function clusterFor(broker: BrokerName, opts: ConnsOptions): { nodes: number; nodeArgs: string[] } | undefined {
-  if (!isSwitchboard(broker)) return undefined;
+  if (!clusterable(broker)) return undefined;
   const c = Math.max(...opts.counts);
   const needed = Math.ceil((c + 1) / opts.nodeMaxConns);
   let nodes: number;
@@ -160,7 +168,7 @@ export function clusterFor(broker: BrokerName, opts: ConnsOptions): { nodes: num
     if (c <= opts.brokerMaxConns) return undefined;
     nodes = needed;
   } else nodes = opts.cluster === 'auto' ? Math.max(2, needed) : opts.cluster;
-  return { nodes, nodeArgs: opts.nodeThreads === '1' ? ONE_THREAD_ARGS : [] };
+  return { nodes, nodeArgs: isSwitchboard(broker) && opts.nodeThreads === '1' ? ONE_THREAD_ARGS : [] };
 }
 
 // ---------------------------------------------------------------------------
@@ -427,17 +435,38 @@ async function runCount(
     const counts = Array.from({ length: nWorkers }, (_, k) => Math.floor(c / nWorkers) + (k < c % nWorkers ? 1 : 0));
     const firsts = counts.map((_, k) => sum(counts.slice(0, k)));
     const done = new Array<number>(nWorkers).fill(0);
+    let lastProgressAt = performance.now();
     const offs = workers.map((w, k) =>
       w.on((m) => {
         if (m.type === 'progress') {
+          if (m.subscribed + m.failed !== done[k]) lastProgressAt = performance.now();
           done[k] = m.subscribed + m.failed;
           progress.update(`${label}: connecting`, sum(done), c);
         }
       }),
     );
-    const rampTimeoutMs = (opts.rate > 0 ? (c / opts.rate) * 2 : c / 200) * 1000 + 60_000;
+    // A slow but steady broker gets the time it needs (NATS as a cluster: 250-500 conn/s,
+    // less on a busy host); the ramp fails when no client connected or failed for
+    // RAMP_STALL_MS, or when it averaged less than 50 conn/s.
+    const rampTimeoutMs = Math.max((opts.rate > 0 ? (c / opts.rate) * 2 : c / 200) * 1000, (c / 50) * 1000) + 60_000;
+    let stallTimer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<never>((_, reject) => {
+      stallTimer = setInterval(() => {
+        if (performance.now() - lastProgressAt < RAMP_STALL_MS) return;
+        reject(new Error(`ramp stalled: no client connected or failed for ${RAMP_STALL_MS / 1000} s (${sum(done)} of ${c} done)`));
+      }, 1000);
+    });
     const ramp0 = { broker: cpuOfBroker(), each: cpuPerProcess(), gen: cpuNsOf(workerPids), all: loadSample(), t: performance.now() };
-    const connected = await Promise.all(
+    // A long ramp (NATS as a cluster: minutes) must not outlast the keepalive (the broker
+    // drops a client silent for 1.5 x KEEPALIVE_S): from RAMP_PING_AFTER_MS on, PINGREQ from
+    // the publisher every 30 s and from the workers' clients every KEEPALIVE_S / 2. Short
+    // ramps send none, so the pushes that follow are undisturbed as before.
+    const rampPing = setInterval(() => {
+      if (performance.now() - ramp0.t < RAMP_PING_AFTER_MS) return;
+      publisher?.ping();
+      for (const w of workers) w.send({ type: 'keepalive' });
+    }, 30_000);
+    const connectedP = Promise.all(
       workers.map((w, k) => {
         const p = w.next('connected', () => true, rampTimeoutMs);
         const r: ConnectRequest = {
@@ -461,6 +490,11 @@ async function runCount(
         return p;
       }),
     );
+    connectedP.catch(() => {}); // a stall wins the race; the workers are killed below
+    const connected = await Promise.race([connectedP, stalled]).finally(() => {
+      clearInterval(stallTimer);
+      clearInterval(rampPing);
+    });
     const rampBrokerMs = cpuDeltaMs(ramp0.broker, cpuOfBroker());
     const rampEachMs = cpuPerProcess().map((x, k) => Math.max(0, (x - ramp0.each[k]!) / 1e6));
     const rampGenMs = cpuDeltaMs(ramp0.gen, cpuNsOf(workerPids));
@@ -545,6 +579,7 @@ async function runCount(
         const w0 = performance.now();
         const t0 = epochNow();
         const published = publisher.publish(TOPIC[g], payload, qos);
+        published.catch(() => {}); // awaited (and its error recorded) after the reports
         const deadline = setTimeout(() => workers.forEach((w, k) => got[k] || w.send({ type: 'report', pushId: id })), pushTimeoutMs);
         let reports: PushReport[];
         try {
@@ -720,11 +755,12 @@ export const conns: Scenario = {
       `Broker RSS per connection and CPU over a ${opts.holdS} s idle hold; then one ${Math.max(4, o.payloadSize)} B publish to 100, 1000 and all C: ` +
       `seconds from the publish call to the last receipt, median of ${opts.repeats}. ` +
       (opts.cluster === undefined
-        ? `One broker process holds ~19k connections here: for C > ${opts.brokerMaxConns} Switchboard runs as a cluster`
-        : `Switchboard runs as a cluster for every C (--cluster ${opts.cluster})`) +
-      ` (nats-server + ${opts.cluster === undefined || opts.cluster === 'auto' ? `ceil((C + 1) / ${opts.nodeMaxConns})` : opts.cluster} nodes of ` +
-      `${opts.nodeThreads === '1' ? 'one thread' : 'the default threads'} each on this host, clients round-robin over the nodes, the publisher on node 0; CPU and RSS summed over the processes); ` +
-      `the peers stay one process and are not run above ${opts.brokerMaxConns}` +
+        ? `One broker process holds ~19k connections here: for C > ${opts.brokerMaxConns} Switchboard and NATS run as clusters`
+        : `Switchboard and NATS run as clusters for every C (--cluster ${opts.cluster})`) +
+      ` of ${opts.cluster === undefined || opts.cluster === 'auto' ? `ceil((C + 1) / ${opts.nodeMaxConns})` : opts.cluster} nodes on this host ` +
+      `(Switchboard: nats-server + nodes of ${opts.nodeThreads === '1' ? 'one thread' : 'the default threads'} each; NATS: nats-servers with routes, JetStream and MQTT, MQTT streams and consumers R1), ` +
+      `clients round-robin over the nodes, the publisher on node 0; CPU and RSS summed over the processes; ` +
+      `Aedes and Mosquitto stay one process and are not run above ${opts.brokerMaxConns}` +
       (o.transport === 'ws' ? '. TCP only (even with --transport ws)' : '')
     );
   },

@@ -3,7 +3,7 @@
  * of the K servers and when the cluster counts as formed.
  */
 import { describe, expect, it } from 'vitest';
-import { NATS_CLUSTER_NAME, natsClusterConfig, natsClusterNotFormed, natsServerName, type NatsServerPorts } from '../../../bench/lib/nats-cluster.js';
+import { consumersSettled, DRAIN_IDLE_CPU_PCT, DRAIN_QUIET_POLLS, NATS_CLUSTER_NAME, natsClusterConfig, natsClusterNotFormed, natsServerName, type NatsServerPorts } from '../../../bench/lib/nats-cluster.js';
 
 const host = '127.0.0.1';
 const ports: NatsServerPorts[] = [0, 1, 2].map((i) => ({ client: 4000 + i, cluster: 5000 + i, mqtt: 6000 + i, http: 7000 + i }));
@@ -58,5 +58,23 @@ describe('NATS cluster: formed', () => {
     expect(natsClusterNotFormed(3, [{ ...ok, metaSize: 2 }, ok, ok])).toBe('s0: meta group of 2/3');
     expect(natsClusterNotFormed(3, [{}, ok, ok])).toBe('s0: ?/2 routes; s0: no JetStream meta leader');
     expect(natsClusterNotFormed(3, [ok, ok])).toBe('2 of 3 servers answered');
+  });
+});
+
+describe('NATS cluster: stop waits for the departed clients\' consumers', () => {
+  const polls = (counts: number[], cpuPct = 0) => counts.map((consumers) => ({ consumers, cpuPct }));
+  it('until the count is down to the floor', () => {
+    expect(consumersSettled([], 2)).toBe(false);
+    expect(consumersSettled(polls([8000, 5000, 2], 150), 2)).toBe(true);
+    expect(consumersSettled(polls([8000, 5000, 3000]), 2)).toBe(false);
+  });
+  it('or unchanged over DRAIN_QUIET_POLLS polls with the servers idle', () => {
+    expect(consumersSettled(polls([5000, 40, 40, 40]), 2, 3)).toBe(false);
+    expect(consumersSettled(polls([5000, 40, 40, 40, 40]), 2, 3)).toBe(true);
+    const still = polls(new Array<number>(DRAIN_QUIET_POLLS + 1).fill(51_104));
+    expect(consumersSettled(still, 4)).toBe(true);
+    // The servers still busy (the deletions not visible yet): not settled.
+    expect(consumersSettled(still.map((p) => ({ ...p, cpuPct: DRAIN_IDLE_CPU_PCT + 80 })), 4)).toBe(false);
+    expect(consumersSettled([...still.slice(1), { consumers: 51_104, cpuPct: DRAIN_IDLE_CPU_PCT }], 4)).toBe(false);
   });
 });
