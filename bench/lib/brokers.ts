@@ -22,7 +22,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type BrokerName = 'switchboard' | 'switchboard-async' | 'switchboard-memory' | 'switchboard-hold' | 'aedes' | 'mosquitto' | 'nats';
+export type BrokerName =
+  | 'switchboard'
+  | 'switchboard-async'
+  | 'switchboard-memory'
+  | 'switchboard-hold'
+  | 'switchboard-1t'
+  | 'switchboard-2t'
+  | 'aedes' | 'mosquitto' | 'nats';
 /** The brokers of a run unless --brokers says otherwise: one per product. */
 export const ALL_BROKERS: BrokerName[] = ['switchboard', 'aedes', 'mosquitto', 'nats'];
 /**
@@ -36,14 +43,19 @@ export const SWITCHBOARD_VARIANTS: Partial<Record<BrokerName, Record<string, str
   'switchboard-memory': { SWITCHBOARD_STORE__DURABILITY: 'memory' },
   // Lossless flow control: a full queue holds the publisher's PUBACK instead of dropping.
   'switchboard-hold': { SWITCHBOARD_LIMITS__QUEUE_FULL_POLICY: 'hold' },
+  // Topologies side by side (issue 11: the default chosen by measurement for the host).
+  'switchboard-1t': { SWITCHBOARD_THREADS__GATEWAYS: '0', SWITCHBOARD_THREADS__SHARDS: '0' },
+  'switchboard-2t': { SWITCHBOARD_THREADS__GATEWAYS: '1', SWITCHBOARD_THREADS__SHARDS: '1' },
 };
-export const KNOWN_BROKERS: BrokerName[] = [...ALL_BROKERS, 'switchboard-async', 'switchboard-memory', 'switchboard-hold'];
+export const KNOWN_BROKERS: BrokerName[] = [...ALL_BROKERS, 'switchboard-async', 'switchboard-memory', 'switchboard-hold', 'switchboard-1t', 'switchboard-2t'];
 export const isSwitchboard = (b: BrokerName): boolean => b === 'switchboard' || SWITCHBOARD_VARIANTS[b] !== undefined;
 export const BROKER_LABEL: Record<BrokerName, string> = {
   switchboard: 'Switchboard',
   'switchboard-async': 'Switchboard async',
   'switchboard-memory': 'Switchboard memory',
   'switchboard-hold': 'Switchboard hold',
+  'switchboard-1t': 'Switchboard 1 thread',
+  'switchboard-2t': 'Switchboard 1+1 threads',
   aedes: 'Aedes',
   mosquitto: 'Mosquitto',
   nats: 'NATS',
@@ -76,6 +88,8 @@ export function brokerVersion(name: BrokerName): string {
       case 'switchboard-async':
       case 'switchboard-memory':
       case 'switchboard-hold':
+      case 'switchboard-1t':
+      case 'switchboard-2t':
         return JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).version as string;
       case 'aedes':
         return JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules/aedes/package.json'), 'utf8')).version as string;
@@ -124,7 +138,8 @@ export function killAllChildren(): void {
   brokerPids.clear();
   for (const dir of tmpDirs) {
     try {
-      rmSync(dir, { recursive: true, force: true });
+      // Retries: a broker SIGKILLed just above may still be writing into its directory.
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 });
     } catch {
       /* ignore */
     }
@@ -358,7 +373,9 @@ export async function startBroker(name: BrokerName, opts: StartOptions = {}): Pr
     case 'switchboard':
     case 'switchboard-async':
     case 'switchboard-memory':
-    case 'switchboard-hold': {
+    case 'switchboard-hold':
+    case 'switchboard-1t':
+    case 'switchboard-2t': {
       const cli = path.join(REPO_ROOT, 'dist/src/cli.js');
       if (!existsSync(cli)) throw new Error(`${cli} missing: run "npx tsc -p tsconfig.json" first`);
       Object.assign(env, SWITCHBOARD_VARIANTS[name] ?? {});

@@ -17,6 +17,8 @@ export const SERIES_COLORS: Record<string, string> = {
   'switchboard-async': '#6baed6',
   'switchboard-memory': '#b7d4ea',
   'switchboard-hold': '#08519c',
+  'switchboard-1t': '#3182bd',
+  'switchboard-2t': '#9ecae1',
   aedes: '#ff7f0e',
   mosquitto: '#2ca02c',
   nats: '#9467bd',

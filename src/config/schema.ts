@@ -391,8 +391,8 @@ export const SCHEMA: SchemaOf<Config> = {
     minVersion: enumOf(TLS_VERSIONS, 'TLSv1.2', 'Oldest TLS version accepted by the MQTT over TLS listener (WSS always accepts TLS 1.2 and 1.3).'),
   },
   threads: {
-    gateways: threads('I/O (gateway) threads; 0 = run the gateway in the main thread; "auto" = half the CPUs, at least 1.'),
-    shards: threads('Session shard threads; 0 = run shards in the main thread; "auto" = the CPUs left after gateways, at least 1.'),
+    gateways: threads('I/O (gateway) threads; 0 = run the gateway in the main thread; "auto" = half the CPUs, at least 1 (with shards "auto" on a host of at most 2 CPUs: 0, the whole broker in one thread, measured faster there).'),
+    shards: threads('Session shard threads; 0 = run shards in the main thread; "auto" = the CPUs left after gateways, at least 1 (with gateways "auto" on a host of at most 2 CPUs: 0).'),
   },
   limits: {
     maxConnections: int(100_000, 1, INT32_MAX, 'Maximum concurrent client connections on this node.'),
@@ -643,14 +643,22 @@ export interface ResolvedThreads {
 }
 
 /**
- * Turns "auto" thread counts into numbers for a machine with `cpus` CPUs:
- * gateways = max(1, floor(cpus / 2)); shards = max(1, cpus - gateways).
- * Explicit numbers are kept (0 = run that role in the main thread). Shards are
- * computed from the resolved gateway count so an explicit gateway count leaves
- * the remaining CPUs to the shards.
+ * Turns "auto" thread counts into numbers for a machine with `cpus` CPUs.
+ * Both "auto" on a host with at most SMALL_HOST_CPUS CPUs: 0 + 0, the whole broker in the
+ * main thread. Measured on a 2-core host (docs/performance.md, "Topology"): one thread
+ * carried 1.3-1.4x the messages of 1 gateway + 1 shard thread in pairs and fan-in with a
+ * lower latency, because the hop between threads (a batch per turn, encoding) costs more
+ * than a second core gives when the clients or the kernel's network stack need that core
+ * too. Larger hosts: gateways = max(1, floor(cpus / 2)); shards = max(1, cpus - gateways).
+ * Explicit numbers are kept (0 = run that role in the main thread). Shards are computed
+ * from the resolved gateway count so an explicit gateway count leaves the remaining CPUs
+ * to the shards.
  */
+export const SMALL_HOST_CPUS = 2;
+
 export function resolveThreads(cfg: Pick<Config, 'threads'>, cpus: number = availableParallelism()): ResolvedThreads {
   const n = Math.max(1, Math.floor(Number.isFinite(cpus) ? cpus : 1));
+  if (cfg.threads.gateways === 'auto' && cfg.threads.shards === 'auto' && n <= SMALL_HOST_CPUS) return { gateways: 0, shards: 0 };
   const gateways = cfg.threads.gateways === 'auto' ? Math.max(1, Math.floor(n / 2)) : cfg.threads.gateways;
   const shards = cfg.threads.shards === 'auto' ? Math.max(1, n - gateways) : cfg.threads.shards;
   return { gateways, shards };

@@ -385,9 +385,15 @@ log:
 describe('resolveThreads', () => {
   const cfg = (gateways: number | 'auto', shards: number | 'auto') => validateConfig({ threads: { gateways, shards } });
 
-  it('splits CPUs between gateways and shards for "auto"', () => {
-    expect(resolveThreads(cfg('auto', 'auto'), 1)).toEqual({ gateways: 1, shards: 1 });
-    expect(resolveThreads(cfg('auto', 'auto'), 2)).toEqual({ gateways: 1, shards: 1 });
+  it('runs the whole broker in one thread on a host of at most 2 CPUs (measured faster there)', () => {
+    expect(resolveThreads(cfg('auto', 'auto'), 1)).toEqual({ gateways: 0, shards: 0 });
+    expect(resolveThreads(cfg('auto', 'auto'), 2)).toEqual({ gateways: 0, shards: 0 });
+    // One explicit count keeps the split rule.
+    expect(resolveThreads(cfg(1, 'auto'), 2)).toEqual({ gateways: 1, shards: 1 });
+    expect(resolveThreads(cfg('auto', 1), 2)).toEqual({ gateways: 1, shards: 1 });
+  });
+
+  it('splits CPUs between gateways and shards for "auto" on larger hosts', () => {
     expect(resolveThreads(cfg('auto', 'auto'), 3)).toEqual({ gateways: 1, shards: 2 });
     expect(resolveThreads(cfg('auto', 'auto'), 8)).toEqual({ gateways: 4, shards: 4 });
   });
@@ -401,8 +407,8 @@ describe('resolveThreads', () => {
 
   it('defaults to the machine CPU count', () => {
     const { gateways, shards } = resolveThreads(DEFAULTS);
-    expect(gateways).toBeGreaterThanOrEqual(1);
-    expect(shards).toBeGreaterThanOrEqual(1);
+    expect(gateways).toBeGreaterThanOrEqual(0);
+    expect(shards).toBeGreaterThanOrEqual(0);
   });
 });
 
