@@ -181,11 +181,37 @@ interface CompiledRule {
  * look-alike `{ size }` object instead of crashing on a missing field.
  */
 class RuleTable implements CompiledRules {
-  constructor(readonly compiled: readonly CompiledRule[]) {}
+  /**
+   * The literal start of each rule's source, up to its first wildcard: a topic that starts
+   * with none of them matches no rule, which is decided without splitting the topic (most
+   * of a broker's traffic when the rules cover only the IM tree).
+   */
+  private readonly prefixes: string[];
+
+  constructor(readonly compiled: readonly CompiledRule[]) {
+    this.prefixes = compiled.map((r) => literalPrefix(r.levels));
+  }
+
   get size(): number {
     return this.compiled.length;
   }
+
+  mayMatch(topic: string): boolean {
+    for (const p of this.prefixes) if (topic.startsWith(p)) return true;
+    return false;
+  }
 }
+
+/** `a/b/+/c` -> `a/b/`; `a/#` -> `a` (`#` also matches the parent level); no wildcard: the whole filter. */
+function literalPrefix(levels: readonly string[]): string {
+  const w = levels.findIndex((l) => l === '+' || l === '#');
+  if (w < 0) return levels.join('/');
+  const head = levels.slice(0, w).join('/');
+  return w > 0 && levels[w] === '+' ? head + '/' : head;
+}
+
+/** The outcome when no rule applies; shared (callers only read outcomes). */
+const UNTOUCHED: RuleOutcome = Object.freeze({ deliverOriginal: true, copies: Object.freeze([]) as unknown as string[], skipped: 0 });
 
 /**
  * Validates every rule (throws RuleError like parseRule, and for a repeated id, since the
@@ -284,12 +310,12 @@ function expand(parts: readonly Part[], caps: readonly string[], ctx: RuleContex
  */
 export function applyRules(c: CompiledRules, topic: string, ctx: RuleContext): RuleOutcome {
   if (!(c instanceof RuleTable)) throw new TypeError('applyRules: expected the result of compileRules');
-  const out: RuleOutcome = { deliverOriginal: true, copies: [], skipped: 0 };
   const rules = c.compiled;
   // No rule can match a '$' topic: sources never start with '$', and a filter starting
   // with a wildcard does not match '$' topics [MQTT-4.7.2-1]. Checking once here also
   // spares the split on the most frequent system traffic.
-  if (rules.length === 0 || topic.charCodeAt(0) === 0x24) return out;
+  if (rules.length === 0 || topic.charCodeAt(0) === 0x24 || !c.mayMatch(topic)) return UNTOUCHED;
+  const out: RuleOutcome = { deliverOriginal: true, copies: [], skipped: 0 };
   const levels = topic.split('/');
   for (const r of rules) {
     if (!matches(r.levels, levels)) continue;
