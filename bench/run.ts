@@ -16,6 +16,9 @@
  *   --payload N        payload bytes (64)                     --v5         MQTT 5 where the peer supports it
  *   --switchboard-args "ARGS"   extra flags for Switchboard, e.g. "--gateways 0 --shards 0"
  *   --no-build         do not rebuild dist/                   --out DIR    results directory (bench/results)
+ *   --gen-procs N      load generator processes for fanin, fanout, pairs, latency, soak,
+ *                      durability, fanin-slow (2): the clients split over N one-thread
+ *                      processes so the generator is not the limit; 1 = one process
  * Scenario options (--name value): fanin --publishers --window; fanout --subscribers --messages;
  *   pairs/latency/soak --pairs --window --rate --soak-seconds; conns --conns 10000,20000 --per-process
  *   --connect-rate --addresses --cluster N|auto --node-max-conns 14000 --node-threads 1|auto;
@@ -44,7 +47,7 @@ import {
 } from './lib/brokers.js';
 import { startSwitchboardCluster } from './lib/cluster.js';
 import { startNatsCluster } from './lib/nats-cluster.js';
-import { stopGenerator } from './lib/gen-run.js';
+import { DEFAULT_GEN_PROCS, setGeneratorProcs, stopGenerator } from './lib/gen-run.js';
 import type { BenchOptions, Measurement, Progress, Scenario } from './lib/scenario.js';
 import { renderMarkdown, summarize, writeReport, type BenchReportInput, type CaseRun } from './lib/report.js';
 import { committedRuns, compare, pickBaseline, renderComparison } from './lib/regression.js';
@@ -78,6 +81,7 @@ export function parseArgs(argv: string[]): Parsed {
   let durationS: number | undefined;
   let warmupS = 1;
   let payloadSize = 64;
+  let genProcs = DEFAULT_GEN_PROCS;
   let brokers: BrokerName[] | undefined;
   let switchboardArgs: string[] = [];
   let out = path.join(BENCH_DIR, 'results');
@@ -105,6 +109,7 @@ export function parseArgs(argv: string[]): Parsed {
       case '--duration': durationS = pos(); break;
       case '--warmup': warmupS = pos(); break;
       case '--payload': payloadSize = Math.round(pos()); break;
+      case '--gen-procs': genProcs = Math.round(pos()); break;
       case '--brokers': brokers = val().split(',') as BrokerName[]; break;
       case '--switchboard-args': switchboardArgs = val().split(/\s+/).filter(Boolean); break;
       case '--out': out = path.resolve(val()); break;
@@ -133,6 +138,7 @@ export function parseArgs(argv: string[]): Parsed {
     payloadSize,
     protocolVersion: flags.v5 ? 5 : 4,
     brokers: chosen,
+    genProcs,
     extra,
   };
   return { names: expanded, o, switchboardArgs, build: flags.build, out };
@@ -248,6 +254,7 @@ function runFig6(p: Parsed): string[] {
 async function main(): Promise<void> {
   const p = parseArgs(process.argv.slice(2));
   installCleanupHandlers(() => stopGenerator());
+  setGeneratorProcs(p.o.genProcs ?? DEFAULT_GEN_PROCS);
   ensureBuild(p.build);
   const startedAt = new Date().toISOString();
   const runs: CaseRun[] = [];

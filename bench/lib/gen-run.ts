@@ -1,99 +1,41 @@
 /**
  * Runs one load-generator scenario (fan-in, fan-out, pairs, latency, soak) against a
- * running broker: drives the generator child (bench/lib/generator.ts, one process reused
- * by every run; the broker never shares its process), samples the broker from /proc over
- * the measurement window (CPU of the process and of its busiest threads, RSS), notes the
- * load of other processes on the machine, scrapes Switchboard's /metrics, and turns it
- * all into a Measurement with the issues a reader must see.
+ * running broker: drives the generator processes (bench/lib/generator-pool.ts, `--gen-procs`,
+ * reused by every run; the broker never shares a process with them), samples the broker
+ * from /proc over the measurement window (CPU of the process and of its busiest threads,
+ * RSS), notes the load of other processes on the machine, scrapes Switchboard's /metrics,
+ * and turns it all into a Measurement with the issues a reader must see.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import {
-  BENCH_DIR,
-  REPO_ROOT,
   allProcessCpu,
   busiestThreads,
   foreignLoad,
   isSwitchboard,
   procSample,
   threadCpu,
-  trackChild,
   type BrokerHandle,
   type ForeignLoad,
   type ProcSample,
 } from './brokers.js';
-import type { GenToParent, RunRequest, RunResult, ScenarioSpec } from './types.js';
+import { GeneratorPool } from './generator-pool.js';
+import type { RunRequest, RunResult, ScenarioSpec } from './types.js';
 import type { Measurement, Progress } from './scenario.js';
 
-type Tick = Extract<GenToParent, { type: 'tick' }>;
-type OnPhase = (phase: string, tick?: Tick) => void;
+/** Generator processes per run (`--gen-procs`): 2 on this 2-core machine, 1 = one process as before. */
+export const DEFAULT_GEN_PROCS = 2;
+let genProcs = DEFAULT_GEN_PROCS;
+/** The generator processes of this bench process, started on first use and reused by every run. */
+let shared: GeneratorPool | undefined;
 
-export class Generator {
-  private child!: ChildProcess;
-  private waiters = new Map<string, { resolve: (r: RunResult) => void; reject: (e: Error) => void; onPhase: OnPhase }>();
-  pid = 0;
-
-  async start(): Promise<void> {
-    this.child = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'lib/generator.ts')], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    trackChild(this.child);
-    this.child.on('exit', (code, signal) => {
-      for (const w of this.waiters.values()) w.reject(new Error(`generator exited (code ${code}, signal ${signal})`));
-      this.waiters.clear();
-    });
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('generator did not start within 20 s')), 20_000);
-      this.child.once('exit', () => reject(new Error('generator exited during start-up')));
-      this.child.on('message', (m: GenToParent) => {
-        if (m.type === 'ready') {
-          clearTimeout(t);
-          this.pid = m.pid;
-          resolve();
-        } else if (m.type === 'phase') this.waiters.get(m.runId)?.onPhase(m.phase);
-        else if (m.type === 'tick') this.waiters.get(m.runId)?.onPhase('tick', m);
-        else if (m.type === 'result') {
-          const w = this.waiters.get(m.runId);
-          this.waiters.delete(m.runId);
-          w?.resolve(m.result);
-        }
-      });
-    });
-  }
-
-  run(req: RunRequest, onPhase: OnPhase, timeoutMs: number): Promise<RunResult> {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => {
-        this.waiters.delete(req.runId);
-        reject(new Error(`run ${req.runId} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiters.set(req.runId, {
-        resolve: (r) => {
-          clearTimeout(t);
-          resolve(r);
-        },
-        reject: (e) => {
-          clearTimeout(t);
-          reject(e);
-        },
-        onPhase,
-      });
-      this.child.send(req);
-    });
-  }
-
-  stop(): void {
-    if (this.child.connected) this.child.disconnect();
-  }
+/** Set before the first run (bench/run.ts, `--gen-procs`). */
+export function setGeneratorProcs(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--gen-procs needs a positive integer (got ${n})`);
+  if (shared && shared.size !== n) stopGenerator();
+  genProcs = n;
 }
-
-
-/** The one generator child of a bench process, started on first use. */
-let shared: Generator | undefined;
-export async function generator(): Promise<Generator> {
+export async function generator(): Promise<GeneratorPool> {
   if (!shared) {
-    shared = new Generator();
+    shared = new GeneratorPool(genProcs);
     await shared.start();
   }
   return shared;
@@ -206,7 +148,7 @@ export async function runGenerator(b: BrokerHandle, o: GenRunOptions, progress: 
           const w1 = procSample(b.pid);
           const wallMs = performance.now() - tw0;
           rec.brokerBusiestThreads = busiestThreads(th0, threadCpu(b.pid), wallMs);
-          rec.otherLoad = foreignLoad(all0, allProcessCpu(), new Set([process.pid, gen.pid, b.pid]), wallMs);
+          rec.otherLoad = foreignLoad(all0, allProcessCpu(), new Set([process.pid, ...gen.pids, b.pid]), wallMs);
           if (w1) {
             rec.brokerCpuWindow = { cpuMs: w1.cpuMs - w0.cpuMs, wallMs: Math.round(wallMs), ratio: Math.round(((w1.cpuMs - w0.cpuMs) / wallMs) * 1000) / 1000 };
             rec.brokerRssMB = { start: s0?.rssMB ?? 0, windowEnd: w1.rssMB, peakSeen: Math.max(peak, w1.rssMB) };
@@ -269,6 +211,8 @@ export async function runGenerator(b: BrokerHandle, o: GenRunOptions, progress: 
     issues: rec.issues,
   };
   if (r?.ok) {
+    const cpuParts = r.genCpuParts ?? [r.genCpuWindow];
+    const busiest = cpuParts.reduce((a, c) => (c.ratio > a.ratio ? c : a));
     m.details = {
       publishRate: r.publishRate,
       p50Ms: r.latencyMs.p50,
@@ -276,7 +220,8 @@ export async function runGenerator(b: BrokerHandle, o: GenRunOptions, progress: 
       p99Ms: r.latencyMs.p99,
       p999Ms: r.latencyMs.p999,
       maxMs: r.latencyMs.max,
-      genCpuPct: Math.round(r.genCpuWindow.ratio * 100),
+      // The busiest generator process: each is one thread, so this is the one to watch.
+      genCpuPct: Math.round(busiest.ratio * 100),
       lost: r.lost,
       qos0Dropped: r.qos0Dropped,
       connectMs: r.connectMs,
@@ -285,8 +230,13 @@ export async function runGenerator(b: BrokerHandle, o: GenRunOptions, progress: 
     // what arrived (distinct); with QoS 1, acked - delivered = acknowledged and lost.
     if (spec.kind === 'fanin' && spec.subscriberAckRate !== undefined) Object.assign(m.details, { published: r.published, acked: r.acked, delivered: r.uniqueReceived, ackedLost: Math.max(0, r.acked - r.uniqueReceived) });
     if (r.rateMissed !== undefined) m.details.rateMissed = r.rateMissed;
-    // The generator is one thread: near a full core it, not the broker, may be the limit.
-    if (r.genCpuWindow.ratio > 0.9) m.issues.push(`generator CPU ${pct(r.genCpuWindow.ratio)} of a core: the generator may have been the limit`);
+    if (cpuParts.length > 1) m.details.genCpuSumPct = Math.round(r.genCpuWindow.ratio * 100);
+    m.generatorCpuPct = cpuParts.map((c) => Math.round(c.ratio * 100));
+    // Each generator process is one thread: near a full core it, not the broker, may be the limit.
+    if (busiest.ratio >= 0.9) {
+      const which = cpuParts.length > 1 ? ` (generator process ${cpuParts.indexOf(busiest)} of ${cpuParts.length})` : '';
+      m.issues.push(`generator CPU ${pct(busiest.ratio)} of a core${which}: the generator may have been the limit`);
+    }
   }
   if (rec.brokerCpuWindow) m.details.brokerCpuPct = Math.round(rec.brokerCpuWindow.ratio * 100);
   // The busiest broker thread: near 100 % it is the bottleneck even when the process total is not.

@@ -1,20 +1,90 @@
 /**
- * Load generator: a child process of bench/quick.ts (spawned with an IPC channel), one
- * thread, all clients are LeanClients. It waits for {type:'run'} requests, runs one
- * scenario against the given broker port and answers with a RunResult. It exits when
- * the parent goes away.
+ * Load generator: a child process of the bench (bench/lib/generator-pool.ts, spawned with
+ * an IPC channel), one thread, all clients are LeanClients. It waits for {type:'run'}
+ * requests, runs one scenario against the given broker port and answers with a RunResult.
+ * It exits when the parent goes away.
+ *
+ * A request with a `part` is this process's share of a run spread over several generator
+ * processes: it connects and subscribes its clients, waits for the parent's `go`,
+ * publishes and measures on the shared clock, and sends its progress (PartProgress)
+ * straight to the other parts over UDP on loopback: the end-to-end windows and the drain
+ * then see every part's counts (see bench/lib/types.ts).
  *
  * Every payload carries (source index u32 LE, sequence u32 LE, send time f64 LE), so the
- * receiver can count duplicates, reordering and losses exactly and sample latency.
+ * receiver can count duplicates, reordering and losses exactly and sample latency. Source
+ * indexes are global over the parts; send times are on the shared clock (sharedClockMs).
  */
+import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { encodeImPayload } from '../../src/im/index.js';
 import * as hdr from 'hdr-histogram-js';
 import { LeanClient, selfCheckEncoder, type CloseInfo, type QoS } from './lean-client.js';
-import type { CpuSpan, GenToParent, RunRequest, RunResult } from './types.js';
+import { sharedClockMs, type CpuSpan, type GenToParent, type ParentToGen, type PartProgress, type RunPart, type RunRequest, type RunResult } from './types.js';
 
 const send = (m: GenToParent) => process.send?.(m);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** sharedClockMs, cheaply: performance.now() runs on the same monotonic clock. */
+const clockOffset = sharedClockMs() - performance.now();
+const clock = () => performance.now() + clockOffset;
+const sleepUntil = (t: number) => sleep(Math.max(0, t - clock()));
+
+/**
+ * A part of a run spread over several processes: the parent's `go` (or abort), and the
+ * progress reports between the parts, straight from process to process (UDP on loopback:
+ * the parent stays out of the way; a report lost or late is made good by the next, each
+ * carries the latest counts).
+ */
+class Gate {
+  private release!: (startAt: number) => void;
+  private fail!: (e: Error) => void;
+  /** Resolves with the start time (shared clock) once every part is subscribed. */
+  readonly go = new Promise<number>((resolve, reject) => {
+    this.release = resolve;
+    this.fail = reject;
+  });
+  private readonly socket = dgram.createSocket('udp4');
+  /** The port the other parts' reports come to. */
+  readonly port: Promise<number>;
+  private ports: number[] = [];
+  /** The other parts' latest progress, by part index. */
+  readonly peers: (PartProgress | undefined)[] = [];
+  onPeer?: (report: PartProgress, previous: PartProgress | undefined) => void;
+
+  constructor(readonly part: RunPart) {
+    // An abort before the run waits for `go` is not an unhandled rejection: the wait throws it.
+    this.go.catch(() => undefined);
+    this.port = new Promise((resolve) => this.socket.bind(0, '127.0.0.1', () => resolve(this.socket.address().port)));
+    this.socket.on('error', () => undefined);
+    this.socket.on('message', (buf) => {
+      let r: PartProgress;
+      try {
+        r = JSON.parse(buf.toString()) as PartProgress;
+      } catch {
+        return;
+      }
+      const previous = this.peers[r.part];
+      this.peers[r.part] = r;
+      this.onPeer?.(r, previous);
+    });
+  }
+
+  handle(m: ParentToGen): void {
+    if (m.type === 'go') {
+      this.ports = m.ports;
+      this.release(m.startAt);
+    } else if (m.type === 'abort') this.fail(new Error(m.reason));
+  }
+
+  report(r: PartProgress): void {
+    const buf = Buffer.from(JSON.stringify(r));
+    this.ports.forEach((port, i) => i !== this.part.index && this.socket.send(buf, port, '127.0.0.1'));
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+const gates = new Map<string, Gate>();
 
 /** Which (source, sequence) pairs arrived, exactly. */
 class Tracker {
@@ -32,7 +102,7 @@ class Tracker {
   }
 
   record(src: number, seq: number): void {
-    if (src >= this.sources) {
+    if (src < 0 || src >= this.sources) {
       this.badSource++;
       return;
     }
@@ -77,8 +147,9 @@ async function connectAll(list: LeanClient[], concurrency: number): Promise<void
   await Promise.all(Array.from({ length: Math.min(concurrency, list.length) }, worker));
 }
 
-async function runScenario(req: RunRequest): Promise<RunResult> {
+async function runScenario(req: RunRequest, gate?: Gate): Promise<RunResult> {
   const sc = req.scenario;
+  const part = req.part;
   const runStart = performance.now();
   const cpuStart = process.cpuUsage();
   const qos: QoS = sc.qos;
@@ -99,46 +170,64 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
     return c;
   };
 
-  // Publishers (index = source id), their topic and the subscribers.
+  // Publishers (local index i = global source pubBase + i), their topic and the
+  // subscribers; the tracker counts source src at src - trackBase. This part's clients
+  // only, when the run is spread over several processes (`part`, global indexes).
   let pubs: LeanClient[];
   let topics: Buffer[];
   let subs: { client: LeanClient; filter: string }[];
   let sources: number;
+  let pubBase = 0;
+  let trackBase = 0;
+  /** Publishers of the whole run (the offered rate is shared by all of them). */
+  let pubsInRun: number;
   let misrouted = 0;
   let expectedSource: ((receiverIndex: number, src: number) => boolean) | undefined;
+  const hub = part?.hub ?? true;
+  const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
   if (sc.kind === 'fanout') {
     // Subscribers first: every one of them must hold the subscription before the first publish.
-    subs = Array.from({ length: sc.subscribers }, (_, i) => ({ client: make(`qb-${req.runId}-s${i}`, 100), filter: 'bench/fanout' }));
-    pubs = [make(`qb-${req.runId}-pub`, 100)];
-    topics = [Buffer.from('bench/fanout')];
+    subs = range(part?.from ?? 0, part?.to ?? sc.subscribers).map((g) => ({ client: make(`qb-${req.runId}-s${g}`, 100), filter: 'bench/fanout' }));
+    pubs = hub ? [make(`qb-${req.runId}-pub`, 100)] : [];
+    topics = pubs.map(() => Buffer.from('bench/fanout'));
     sources = 1;
+    pubsInRun = 1;
   } else if (sc.kind === 'fanin') {
-    const sub = make(`qb-${req.runId}-sub`, 100, undefined, sc.subscriberAckRate !== undefined ? { ...persistent, ackRate: sc.subscriberAckRate } : persistent);
-    subs = [{ client: sub, filter: 'bench/fanin/#' }];
-    pubs = Array.from({ length: sc.publishers }, (_, i) => make(`qb-${req.runId}-pub${i}`, sc.window));
-    topics = pubs.map((_, i) => Buffer.from(`bench/fanin/${i}`));
+    const sub = hub ? make(`qb-${req.runId}-sub`, 100, undefined, sc.subscriberAckRate !== undefined ? { ...persistent, ackRate: sc.subscriberAckRate } : persistent) : undefined;
+    subs = sub ? [{ client: sub, filter: 'bench/fanin/#' }] : [];
+    pubBase = part?.from ?? 0;
+    pubs = range(pubBase, part?.to ?? sc.publishers).map((g) => make(`qb-${req.runId}-pub${g}`, sc.window));
+    topics = pubs.map((_, i) => Buffer.from(`bench/fanin/${pubBase + i}`));
     sources = sc.publishers;
+    pubsInRun = sc.publishers;
   } else {
-    const n = sc.pairs * 2;
+    // Whole pairs per part: both partners, their tracking and latency stay in this process.
+    pubBase = trackBase = (part?.from ?? 0) * 2;
     const uid = (k: number) => `${req.runId}-${k}`;
     // Each client logs in as its user (the uid), so Switchboard's IM checks (sender =
     // uid, own inbox only) pass as they would for real users; `default` is its default namespace.
     // Every client subscribes to its inbox: all of them are subscribers (persistent if asked).
-    pubs = Array.from({ length: n }, (_, k) => make(`qb-${uid(k)}`, sc.window, uid(k), persistent));
+    const ks = range(pubBase, (part?.to ?? sc.pairs) * 2);
+    pubs = ks.map((k) => make(`qb-${uid(k)}`, sc.window, uid(k), persistent));
     // k and k^1 are partners: k publishes into its partner's inbox.
-    topics = pubs.map((_, k) => Buffer.from(`/default/im/u/${uid(k ^ 1)}`));
-    subs = pubs.map((client, k) => ({ client, filter: `/default/im/u/${uid(k)}` }));
-    sources = n;
-    expectedSource = (receiver, src) => (receiver ^ 1) === src;
+    topics = ks.map((k) => Buffer.from(`/default/im/u/${uid(k ^ 1)}`));
+    subs = pubs.map((client, i) => ({ client, filter: `/default/im/u/${uid(ks[i]!)}` }));
+    sources = ks.length;
+    pubsInRun = sc.pairs * 2;
+    expectedSource = (receiver, src) => ((trackBase + receiver) ^ 1) === src;
   }
 
   const tracker = new Tracker(sources);
   // Fan-out: every message has `subscribers` recipients, so each keeps its own tracker.
   const trackers = sc.kind === 'fanout' ? subs.map(() => new Tracker(1)) : undefined;
   const multiplicity = sc.kind === 'fanout' ? sc.subscribers : 1;
-  const uniqueTotal = (): number => (trackers ? trackers.reduce((a, t) => a + t.unique, 0) : tracker.unique);
+  /** Fan-out: the trackers' unique deliveries, kept as they arrive (the pacing asks for it at every delivery). */
+  let fanoutUnique = 0;
+  const uniqueTotal = (): number => (trackers ? fanoutUnique : tracker.unique);
   const paced = (sc.kind === 'fanin' && sc.pacing === 'e2e') || sc.kind === 'fanout';
-  const rate = sc.kind === 'fanout' ? undefined : sc.kind === 'fanin' ? (sc.pacing === 'rate' ? sc.rate : undefined) : sc.rate;
+  const runRate = sc.kind === 'fanout' ? undefined : sc.kind === 'fanin' ? (sc.pacing === 'rate' ? sc.rate : undefined) : sc.rate;
+  /** This part's share of the offered rate. */
+  const rate = runRate === undefined ? undefined : (runRate * pubs.length) / pubsInRun;
   /** The end-to-end window: fan-in's per publisher, fan-out's burst size. */
   const e2eWindow = sc.kind === 'fanout' ? sc.messages : sc.kind === 'fanin' ? sc.window : Infinity;
   // Every delivery in the window goes into an HDR histogram (microseconds), and into a
@@ -159,11 +248,16 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
         return;
       }
       const src = mark.readUInt32LE(0);
-      (trackers ? trackers[receiverIndex]! : tracker).record(src, mark.readUInt32LE(4));
+      if (trackers) {
+        const t = trackers[receiverIndex]!;
+        const before = t.unique;
+        t.record(src - trackBase, mark.readUInt32LE(4));
+        fanoutUnique += t.unique - before;
+      } else tracker.record(src - trackBase, mark.readUInt32LE(4));
       if (expectedSource && !expectedSource(receiverIndex, src)) misrouted++;
       onSourceProgress?.(src);
       if (inWindow) {
-        const us = Math.max(1, Math.round((performance.now() - mark.readDoubleLE(8)) * 1000));
+        const us = Math.max(1, Math.round((clock() - mark.readDoubleLE(8)) * 1000));
         hist.recordValue(us);
         secondHist.recordValue(us);
       }
@@ -237,6 +331,10 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
     const granted = await Promise.all(subs.map(({ client, filter }) => client.subscribe([{ topic: filter, qos }])));
     const refused = granted.filter((g) => g[0]! >= 0x80).length;
     if (refused) throw new Error(`${refused} subscriptions refused`);
+    send({ type: 'phase', runId: req.runId, phase: 'subscribed', ...(gate ? { port: await gate.port } : {}) });
+    // Several parts: nobody publishes before every part's subscribers are subscribed.
+    const startAt = gate ? await gate.go : clock();
+    await sleepUntil(startAt);
 
     // 3. Publish at max rate: QoS 1 bounded by the window, QoS 0 by socket backpressure.
     const scratch = pubs.map((_, i) => {
@@ -245,11 +343,37 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
     });
     const mark = Buffer.alloc(16);
     const seqs = new Uint32Array(pubs.length);
+    const inflightNow = () => (qos > 0 ? pubs.reduce((a, c) => a + (c.closed ? 0 : c.inflight), 0) : 0);
+    // Several parts: progress reports to the other parts. While publishing only where
+    // another part paces on them (fan-in's subscriber, fan-out's subscribers): at the end
+    // of the turn of the event loop that made progress, at most one a millisecond; every
+    // 25 ms in the drain.
+    const report = (draining: boolean) => {
+      if (!part || !gate) return;
+      const r: PartProgress = { part: part.index, published: totalPublished, unique: uniqueTotal(), received: totalReceived, inflight: inflightNow(), draining };
+      if (sc.kind === 'fanin' && hub) r.maxSeq = Array.from(tracker.maxSeq);
+      gate.report(r);
+    };
+    const relay = !!gate && paced && subs.length > 0 && (sc.kind === 'fanin' || !hub);
+    let reportPending = false;
+    let lastReport = -Infinity;
+    const flushReport = () => {
+      reportPending = false;
+      lastReport = performance.now();
+      if (running) report(false);
+    };
+    const scheduleReport = () => {
+      if (reportPending) return;
+      reportPending = true;
+      const wait = lastReport + 1 - performance.now();
+      if (wait > 0) setTimeout(flushReport, wait);
+      else setImmediate(flushReport);
+    };
     const publishOne = (i: number): boolean => {
       const p = scratch[i]!;
-      mark.writeUInt32LE(i, 0);
+      mark.writeUInt32LE(pubBase + i, 0);
       mark.writeUInt32LE(seqs[i]!, 4);
-      mark.writeDoubleLE(performance.now(), 8);
+      mark.writeDoubleLE(clock(), 8);
       if (sc.kind === 'pairs') p.write(mark.toString('hex'), p.length - IM_MARK_END, 'latin1');
       else mark.copy(p, 0);
       if (!pubs[i]!.publish(topics[i]!, p, qos)) return false;
@@ -267,22 +391,42 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
     };
     // End-to-end window (pacing e2e): in transit = sent - (highest seen + 1), or since a
     // write-off after a stall (a broker may drop messages, e.g. QoS 0 to a slow consumer).
+    // Subscribers in other parts: what they saw comes with their progress reports (peers).
     const writtenOff = new Float64Array(pubs.length);
     const lastProgress = new Float64Array(pubs.length).fill(performance.now());
+    const peerMaxSeq = new Int32Array(pubs.length).fill(-1);
+    const othersSum = (k: 'published' | 'unique' | 'received' | 'inflight') => (gate ? gate.peers.reduce((a, r) => a + (r?.[k] ?? 0), 0) : 0);
+    const seenUpTo = (i: number) => (subs.length ? tracker.maxSeq[pubBase - trackBase + i]! : peerMaxSeq[i]!);
     const inTransit = trackers
-      ? (i: number) => seqs[i]! - Math.max(Math.floor(uniqueTotal() / multiplicity), writtenOff[i]!)
-      : (i: number) => seqs[i]! - Math.max(tracker.maxSeq[i]! + 1, writtenOff[i]!);
+      ? (i: number) => seqs[i]! - Math.max(Math.floor((uniqueTotal() + othersSum('unique')) / multiplicity), writtenOff[i]!)
+      : (i: number) => seqs[i]! - Math.max(seenUpTo(i) + 1, writtenOff[i]!);
     const pumpPaced = (i: number): void => {
       const c = pubs[i]!;
       const room = qos > 0 ? () => c.canSendQos1() : () => c.canSendQos0();
       while (running && inTransit(i) < e2eWindow && room()) publishOne(i);
       if (running && c.backpressured && !c.onDrain) c.onDrain = () => pumpPaced(i);
     };
+    const progressed = (i: number): void => {
+      lastProgress[i] = performance.now();
+      if (running) pumpPaced(i);
+    };
     if (paced) {
       onSourceProgress = (src) => {
-        lastProgress[src] = performance.now();
-        if (running) pumpPaced(src);
+        const i = src - pubBase;
+        if (i >= 0 && i < pubs.length) progressed(i);
+        if (relay && running) scheduleReport();
       };
+      if (gate) {
+        gate.onPeer = (r, previous) => {
+          for (let i = 0; i < pubs.length; i++) {
+            const seen = r.maxSeq?.[pubBase + i];
+            if (seen !== undefined && seen > peerMaxSeq[i]!) {
+              peerMaxSeq[i] = seen;
+              progressed(i);
+            } else if (trackers && r.unique > (previous?.unique ?? 0)) progressed(i);
+          }
+        };
+      }
       stallTimer = setInterval(() => {
         const now = performance.now();
         for (let i = 0; i < pubs.length; i++) {
@@ -297,7 +441,7 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
     }
     running = true;
     let rateTimer: NodeJS.Timeout | undefined;
-    if (rate !== undefined) {
+    if (rate !== undefined && pubs.length > 0) {
       // Fixed offered rate (latency, soak): every 10 ms the publishers, in turn, send
       // their share; a publisher whose window is full misses its turn (counted).
       let budget = 0;
@@ -331,7 +475,7 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
       }
     });
 
-    await sleep(req.warmupMs);
+    await sleepUntil(startAt + req.warmupMs);
     const recv0 = totalReceived;
     const pub0 = totalPublished;
     const cpu0 = process.cpuUsage();
@@ -344,10 +488,11 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
       base.perSecond.push(n);
       lastTick = totalReceived;
       const ms = (p: number) => (secondHist.totalCount ? round(secondHist.getValueAtPercentile(p) / 1000, 3) : NaN);
-      send({ type: 'tick', runId: req.runId, second: base.perSecond.length, received: n, p50Ms: ms(50), p99Ms: ms(99) });
+      const forMerge = gate ? { hist: hdr.encodeIntoCompressedBase64(secondHist) } : {};
+      send({ type: 'tick', runId: req.runId, second: base.perSecond.length, received: n, p50Ms: ms(50), p99Ms: ms(99), ...forMerge });
       secondHist.reset();
     }, 1000);
-    await sleep(req.durationMs);
+    await sleepUntil(startAt + req.warmupMs + req.durationMs);
     const t1 = performance.now();
     const recv1 = totalReceived;
     const pub1 = totalPublished;
@@ -363,24 +508,34 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
     base.rate = Math.round(((recv1 - recv0) * 1000) / (t1 - t0));
     base.publishRate = Math.round(((pub1 - pub0) * 1000) / (t1 - t0));
 
-    // 4. Drain: wait until what was published has arrived (or nothing moves any more).
+    // 4. Drain: wait until what was published has arrived (or nothing moves any more),
+    // over every part: the others' counts from their reports, once all of them drain.
     const d0 = performance.now();
+    const view = () => ({
+      published: totalPublished + othersSum('published'),
+      unique: uniqueTotal() + othersSum('unique'),
+      received: totalReceived + othersSum('received'),
+      inflight: inflightNow() + othersSum('inflight'),
+      allDraining: !gate || !part || gate.peers.filter((r, p) => p !== part.index && r?.draining).length === part.count - 1,
+    });
     let last = totalReceived;
     let stableSince = d0;
     for (;;) {
       await sleep(25);
+      report(true);
       const now = performance.now();
-      if (totalReceived !== last) {
-        last = totalReceived;
+      const v = view();
+      if (v.received !== last) {
+        last = v.received;
         stableSince = now;
       }
-      const inflight = qos > 0 ? pubs.reduce((a, c) => a + (c.closed ? 0 : c.inflight), 0) : 0;
-      if (uniqueTotal() >= totalPublished * multiplicity && inflight === 0) {
+      if (!v.allDraining) stableSince = now;
+      if (v.allDraining && v.unique >= v.published * multiplicity && v.inflight === 0) {
         base.drained = true;
         base.drainEnd = 'complete';
         break;
       }
-      if (now - stableSince > 500 && inflight === 0) {
+      if (now - stableSince > 500 && v.inflight === 0) {
         base.drainEnd = 'stalled';
         break;
       }
@@ -393,14 +548,17 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
     base.drainReceived = totalReceived - recv1;
     base.drainRate = Math.round((base.drainReceived * 1000) / base.drainMs);
     send({ type: 'phase', runId: req.runId, phase: 'drained' });
+    // Several parts: undelivered over the run is only known from every part's counts (mergeResults).
+    const undelivered = gate ? 0 : Math.max(0, totalPublished * multiplicity - uniqueTotal());
     if (qos > 0) {
       base.unackedAtEnd = pubs.reduce((a, c) => a + c.inflight, 0);
-      base.lost = Math.max(0, totalPublished * multiplicity - uniqueTotal());
+      base.lost = undelivered;
     } else {
-      base.qos0Dropped = Math.max(0, totalPublished * multiplicity - uniqueTotal());
+      base.qos0Dropped = undelivered;
     }
     const ms = (p: number) => (hist.totalCount ? round(hist.getValueAtPercentile(p) / 1000, 3) : NaN);
     base.latencyMs = { p50: ms(50), p90: ms(90), p99: ms(99), p999: ms(99.9), max: hist.totalCount ? round(hist.maxValue / 1000, 3) : NaN, samples: hist.totalCount };
+    if (gate) base.latencyHist = hdr.encodeIntoCompressedBase64(hist);
 
     const result = finish(true);
     await Promise.all(all.map((c) => c.disconnect(2000)));
@@ -415,10 +573,16 @@ async function runScenario(req: RunRequest): Promise<RunResult> {
 }
 
 process.on('disconnect', () => process.exit(0));
-process.on('message', (m: RunRequest) => {
-  if (m?.type !== 'run') return;
-  runScenario(m).then(
-    (result) => send({ type: 'result', runId: m.runId, result }),
+process.on('message', (m: ParentToGen) => {
+  if (m?.type !== 'run') return gates.get(m?.runId)?.handle(m);
+  const gate = m.part && m.part.count > 1 ? new Gate(m.part) : undefined;
+  if (gate) gates.set(m.runId, gate);
+  runScenario(m, gate).then(
+    (result) => {
+      gates.delete(m.runId);
+      gate?.close();
+      send({ type: 'result', runId: m.runId, result });
+    },
     (e: unknown) => {
       process.stderr.write(`generator: ${(e as Error)?.stack ?? String(e)}\n`);
       process.exit(1);

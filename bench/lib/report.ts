@@ -243,6 +243,7 @@ function optionsLine(o: BenchOptions): string {
     `MQTT ${o.protocolVersion === 5 ? '5.0' : '3.1.1'}`,
     `brokers ${o.brokers.join(', ')}`,
   ];
+  if (o.genProcs !== undefined) parts.push(`${o.genProcs} generator process${o.genProcs === 1 ? '' : 'es'}`);
   const extra = Object.entries(o.extra);
   if (extra.length) parts.push(`extra ${extra.map(([k, v]) => `${k}=${v}`).join(', ')}`);
   return parts.join('; ');
@@ -261,6 +262,7 @@ export function reproduceCommand(input: BenchReportInput): string {
   args.push('--rounds', String(o.rounds), '--duration', String(o.durationS), '--warmup', String(o.warmupS));
   args.push('--brokers', o.brokers.join(','), '--payload', String(o.payloadSize));
   if (o.protocolVersion === 5) args.push('--v5');
+  if (o.genProcs !== undefined) args.push('--gen-procs', String(o.genProcs));
   // Scenario options, and --transport / --qos when given, live in `extra`.
   for (const [k, v] of Object.entries(o.extra)) args.push(`--${k}`, v);
   return `npm run bench -- ${args.map(q).join(' ')}`;

@@ -25,6 +25,8 @@ export interface BenchOptions {
   /** MQTT protocol level spoken to brokers that support it (4 = 3.1.1, 5 = 5.0). */
   protocolVersion: 4 | 5;
   brokers: BrokerName[];
+  /** `--gen-procs`: load generator processes per generator run (bench/lib/generator-pool.ts). */
+  genProcs?: number;
   /** Scenario-specific options, `--name value` on the command line (e.g. conns: "10000,20000"). */
   extra: Record<string, string>;
 }
@@ -47,6 +49,11 @@ export interface Measurement {
    * ..., `nats-server`), e.g. its RSS or CPU, where `details` has the sums.
    */
   breakdown?: Record<string, Record<string, number>>;
+  /**
+   * The generator scenarios: CPU of each load generator process over the window, % of a
+   * core (each process is one thread; `details.genCpuPct` is the busiest, `genCpuSumPct` the sum).
+   */
+  generatorCpuPct?: number[];
 }
 
 export interface Progress {

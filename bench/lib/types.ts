@@ -1,4 +1,11 @@
-/** Messages between bench/quick.ts (parent) and the load generator child (bench/lib/generator.ts). */
+/**
+ * Messages between the bench (bench/lib/generator-pool.ts, the parent) and the load
+ * generator children (bench/lib/generator.ts). A run spread over several children
+ * (RunRequest.part) is gated: each child connects and subscribes its share, waits for
+ * `go`, publishes on a common clock and sends its progress (PartProgress) straight to the
+ * other parts (UDP on loopback, ports from `go`), which need it for end-to-end pacing and
+ * for the drain.
+ */
 import type { CloseInfo, ProtocolVersion, QoS } from './lean-client.js';
 
 export interface FaninSpec {
@@ -73,13 +80,65 @@ export interface RunRequest {
   /** Upper bound for waiting, after publishing stops, until in-flight messages arrive. */
   drainMs: number;
   connectConcurrency: number;
+  /** This process's share of a run spread over several generator processes; absent = the whole run. */
+  part?: RunPart;
 }
+
+/**
+ * One generator process's share of a run (bench/lib/gen-parts.ts splitRun). Client and
+ * source indexes stay global, so marks, client ids and the hub's tracking are exact.
+ */
+export interface RunPart {
+  index: number;
+  count: number;
+  /**
+   * The clients of this part, [from, to) by global index: fan-in publishers, fan-out
+   * subscribers, pairs (pair p = clients 2p and 2p + 1).
+   */
+  from: number;
+  to: number;
+  /** Fan-in: this part holds the subscriber; fan-out: the publisher. */
+  hub: boolean;
+}
+
+/** A part's counts, sent to the other parts of the run (one UDP datagram of JSON; the latest counts). */
+export interface PartProgress {
+  part: number;
+  published: number;
+  unique: number;
+  received: number;
+  inflight: number;
+  /** Publishing has stopped: `published` is final. */
+  draining: boolean;
+  /** Fan-in hub: highest sequence seen per (global) source, for the publishers' end-to-end windows. */
+  maxSeq?: number[];
+}
+
+export type ParentToGen =
+  | RunRequest
+  /**
+   * Every part is subscribed: publish from `startAt` (sharedClockMs), warm up, then the
+   * window; `ports`: every part's UDP port (by part index) for the progress reports.
+   */
+  | { type: 'go'; runId: string; startAt: number; ports: number[] }
+  /** Another part failed before `go`: give up. */
+  | { type: 'abort'; runId: string; reason: string };
+
+/**
+ * Milliseconds on CLOCK_MONOTONIC, the same in every process of the machine: send times in
+ * marks and `go` times compare across generator processes.
+ */
+export const sharedClockMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 export type GenToParent =
   | { type: 'ready'; pid: number }
-  | { type: 'phase'; runId: string; phase: 'connected' | 'window-start' | 'window-end' | 'drained' }
-  /** Once a second during the window: deliveries and latency of that second (soak series, progress). */
-  | { type: 'tick'; runId: string; second: number; received: number; p50Ms: number; p99Ms: number }
+  /** `subscribed` of a part: with the UDP port its progress reports from the other parts go to. */
+  | { type: 'phase'; runId: string; phase: 'connected' | 'subscribed' | 'window-start' | 'window-end' | 'drained'; port?: number }
+  /**
+   * Once a second during the window: deliveries and latency of that second (soak series,
+   * progress); a part also sends that second's histogram (compressed base64) for the merge.
+   */
+  | { type: 'tick'; runId: string; second: number; received: number; p50Ms: number; p99Ms: number; hist?: string }
   | { type: 'result'; runId: string; result: RunResult };
 
 export interface CpuSpan {
@@ -136,6 +195,11 @@ export interface RunResult {
   closeSamples: CloseInfo[];
   protocolErrors: string[];
   unexpectedAcks: number;
+  /** Over the window; several generator processes: the sums (ratio 2.0 = two cores busy). */
   genCpuWindow: CpuSpan;
   genCpuRun: CpuSpan;
+  /** Several generator processes: each one's CPU over the window (each is one thread). */
+  genCpuParts?: CpuSpan[];
+  /** A part's latency histogram of the window (compressed base64), for the merge. */
+  latencyHist?: string;
 }
