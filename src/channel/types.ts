@@ -25,7 +25,7 @@ export interface ChannelState {
   serverKeepAlive?: number;
   shard: number;
   /** Inbound QoS 2 packet ids received and not yet released by PUBREL [MQTT-4.3.3-3]. */
-  qos2In: Set<number>;
+  qos2In: PacketIds;
   sessionExpiry: number;
   /** The Session Expiry the client asked for when the broker capped it (reported in CONNACK). */
   expiryCapped: boolean;
@@ -174,6 +174,44 @@ export interface AckPacket {
   messageId: number;
 }
 
+/**
+ * A set of packet ids (ChannelState.qos2In) that makes its Set only while it holds an id:
+ * most connections never have a QoS 2 PUBLISH waiting for its PUBREL, and an empty Set
+ * costs ~150 bytes.
+ */
+export class PacketIds implements Iterable<number> {
+  private ids: Set<number> | null = null;
+
+  constructor(ids?: Iterable<number>) {
+    if (ids) for (const id of ids) this.add(id);
+  }
+
+  get size(): number {
+    return this.ids === null ? 0 : this.ids.size;
+  }
+
+  has(id: number): boolean {
+    return this.ids !== null && this.ids.has(id);
+  }
+
+  add(id: number): this {
+    (this.ids ??= new Set()).add(id);
+    return this;
+  }
+
+  delete(id: number): boolean {
+    if (this.ids === null || !this.ids.delete(id)) return false;
+    if (this.ids.size === 0) this.ids = null;
+    return true;
+  }
+
+  [Symbol.iterator](): IterableIterator<number> {
+    return (this.ids ?? NO_IDS).values();
+  }
+}
+
+const NO_IDS: ReadonlySet<number> = new Set();
+
 export type Handler<P> = (st: ChannelState, packet: P, env: ChannelEnv) => Effect[];
 
 export function newChannelState(connId: number): ChannelState {
@@ -185,7 +223,7 @@ export function newChannelState(connId: number): ChannelState {
     assignedClientId: false,
     keepalive: 0,
     shard: 0,
-    qos2In: new Set(),
+    qos2In: new PacketIds(),
     sessionExpiry: 0,
     expiryCapped: false,
     maxPacketSizeOut: 268435455,
@@ -194,6 +232,11 @@ export function newChannelState(connId: number): ChannelState {
     requestProblemInfo: true,
     requestResponseInfo: false,
     acksHeld: 0,
+    // Set by CONNECT: declared here so that they live in the object, not in a separate
+    // property array (16 bytes less per connection).
+    username: undefined,
+    connect: undefined,
+    im: undefined,
   };
 }
 

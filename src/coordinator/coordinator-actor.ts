@@ -27,7 +27,7 @@ import type { ImUser } from '../im/im-acl.js';
 import type { SessionSummary } from '../session/session-view.js';
 import { ImState } from './im-state.js';
 import { Replies } from '../runtime/replies.js';
-import { PresenceBook, type PresenceState } from './presence.js';
+import { PresenceBook, presencePayload, type PresenceState } from './presence.js';
 import { handleAdmin, type AdminContext, type AdminResponse } from './admin-api.js';
 import type { AdminShardOp, HoldRef, QoS } from '../protocol/messages.js';
 
@@ -302,7 +302,7 @@ export class CoordinatorActor implements CoordinatorPort {
 
   publishPresence(ns: string, state: PresenceState): void {
     if (!this.opts.im.presence) return;
-    this.publish({ topic: presenceTopic(ns, state.uid), payload: Buffer.from(JSON.stringify(state)), qos: 1, retain: true });
+    this.publish({ topic: presenceTopic(ns, state.uid), payload: presencePayload(state), qos: 1, retain: true });
   }
 
   /** A shard restarted: its sessions, devices and holding sessions are gone. */

@@ -5,7 +5,18 @@
 export const MAX_GATEWAYS = 64;
 
 export function makeConnId(counter: number, gateway: number): number {
-  return counter * MAX_GATEWAYS + gateway;
+  return smallInt(counter * MAX_GATEWAYS + gateway);
+}
+
+/**
+ * The same number, as a small integer (a V8 "Smi") when it is one: arithmetic on a double
+ * (GENERATION_SPAN is one) gives a boxed number even when the result is integral, and a
+ * connection id is kept in several places per connection (the gateway's record and map,
+ * the channel state, the session's binding), a 16-byte box each. `x | 0` is exact below
+ * 2^30.
+ */
+export function smallInt(x: number): number {
+  return x >= 0 && x < 0x40000000 ? x | 0 : x;
 }
 
 /**

@@ -53,7 +53,7 @@ export class Delivery {
 
   deliver(connId: number, out: Outbound[]): void {
     const c = this.h.conns.get(connId);
-    if (!c || c.closed || c.st.phase !== 'connected') {
+    if (!c || c.isClosed || c.st.phase !== 'connected') {
       // The connection went away while these were on their way. QoS 1/2 stay in the
       // session's inflight window (resent on resume, counted if the session ends); QoS 0
       // is lost here, and counted so the message accounting adds up.
@@ -80,7 +80,7 @@ export class Delivery {
     const shared: Array<Buffer | undefined> = [undefined, undefined, undefined, undefined];
     for (const it of items) {
       const c = this.h.conns.get(it.connId);
-      if (!c || c.closed || c.st.phase !== 'connected') {
+      if (!c || c.isClosed || c.st.phase !== 'connected') {
         if (it.qos === 0) this.h.metrics.inc('messages_dropped_total{reason="connection_closed"}');
         continue;
       }
@@ -210,7 +210,7 @@ export class Delivery {
 
   /** Queues encoded bytes for the socket; everything queued in one turn goes out in one write. */
   private writeBuf(c: Conn, buf: Buffer): number {
-    c.out.push(buf);
+    (c.out ??= []).push(buf);
     c.outBytes += buf.length;
     this.dirty.add(c);
     if (!this.flushScheduled) {
@@ -227,10 +227,11 @@ export class Delivery {
   };
 
   flushConn(c: Conn): void {
-    if (c.out.length === 0) return;
-    const buf = c.out.length === 1 ? c.out[0]! : Buffer.concat(c.out, c.outBytes);
+    const out = c.out;
+    if (out === null || out.length === 0) return;
+    const buf = out.length === 1 ? out[0]! : Buffer.concat(out, c.outBytes);
     this.h.metrics.inc('bytes_sent_total', buf.length);
-    c.out = [];
+    c.out = null;
     c.outBytes = 0;
     c.io.write(buf);
   }

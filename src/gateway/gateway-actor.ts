@@ -20,7 +20,7 @@ import {
 } from '../protocol/messages.js';
 import type { Metrics } from '../admin/metrics.js';
 import { CONNACK_V3, RC } from '../mqtt/reason-codes.js';
-import { Framer } from '../mqtt/framer.js';
+import { pushFrames, type FrameError } from '../mqtt/framer.js';
 import { parseHotPacket } from '../mqtt/fast-parse.js';
 import { afterAuth, handleIn, newChannelState, sessionReady, sessionRefused, type ChannelEnv, type Effect } from '../channel/index.js';
 import { authStep, methodError, reauthExpired } from '../channel/auth.js';
@@ -30,7 +30,7 @@ import { isTopicLevelId } from '../im/topics.js';
 import type { AuthResult } from '../channel/connect.js';
 import type { ConnIO, ConnSink } from '../transport/connection.js';
 import { RouteTable } from './route-table.js';
-import type { CloseOptions, Conn } from './conn.js';
+import { Conn, connClock, type CloseOptions } from './conn.js';
 import { Delivery } from './delivery.js';
 import { Replies } from '../runtime/replies.js';
 import { GENERATION_SPAN, makeConnId } from './conn-id.js';
@@ -84,6 +84,20 @@ export interface AuthOutcome {
 /** `certified`: the username is the subject CN of the connection's verified client certificate (ConnIO.certUsername). */
 export type Authenticate = (username: string | undefined, password: Buffer | undefined, certified?: boolean) => Promise<AuthOutcome>;
 
+const NO_GROUPS: readonly string[] = Object.freeze([]);
+
+/**
+ * mqtt-packet's parser with the fields parseFrame uses: `settings` (the protocol level; a
+ * CONNECT replaces it with itself, never changes it) and `error` (set by a failed parse).
+ */
+type SharedParser = ReturnType<typeof mqttPacket.parser> & { settings: object; error: Error | null };
+const PARSE_BEFORE_CONNECT: object = Object.freeze({});
+const PARSE_AS: Record<3 | 4 | 5, object> = {
+  3: Object.freeze({ protocolVersion: 3 }),
+  4: Object.freeze({ protocolVersion: 4 }),
+  5: Object.freeze({ protocolVersion: 5 }),
+};
+
 /** Packets a client may send after CONNECT before CONNACK; held until the session is open. */
 const MAX_EARLY_PACKETS = 64;
 
@@ -125,6 +139,9 @@ export class GatewayActor {
   readonly ready: Promise<void>;
   /** The outbound path: deliveries, encoding, write batching (delivery.ts). */
   private readonly out: Delivery;
+  /** mqtt-packet's parser, shared by the connections (parseFrame), and the connection it parses for. */
+  private parser: SharedParser | null = null;
+  private parsing: Conn | null = null;
 
   constructor(
     private readonly opts: GatewayOptions,
@@ -177,9 +194,9 @@ export class GatewayActor {
         this.apply(c, sessionReady(c.st, m.sessionPresent, m.qos2In, this.env));
         // Packets the client sent before CONNACK now run in order.
         const early = c.early;
-        c.early = [];
+        c.early = null;
         try {
-          for (const p of early) if (!c.closed) this.apply(c, handleIn(c.st, p, this.env));
+          if (early) for (const p of early) if (!c.isClosed) this.apply(c, handleIn(c.st, p, this.env));
         } catch (e) {
           this.connFailed(c, 'packet', e);
         }
@@ -187,7 +204,7 @@ export class GatewayActor {
       }
       case 'suback': {
         const c = this.conns.get(m.connId);
-        if (!c || c.closed) return;
+        if (!c || c.isClosed) return;
         // A refused filter is explained in the Reason String (unless Request Problem Information is 0).
         const reasonString = subackReasonString(c.st, m.codes);
         this.out.write(c, { cmd: 'suback', messageId: m.packetId, granted: m.codes, ...(reasonString !== undefined ? { properties: { reasonString } } : {}) });
@@ -195,7 +212,7 @@ export class GatewayActor {
       }
       case 'unsuback': {
         const c = this.conns.get(m.connId);
-        if (!c || c.closed) return;
+        if (!c || c.isClosed) return;
         const reasonString = subackReasonString(c.st, m.codes);
         // 3.1.1 UNSUBACK has no reason codes.
         if (c.st.version !== 5) this.out.write(c, { cmd: 'unsuback', messageId: m.packetId } as Packet);
@@ -211,7 +228,7 @@ export class GatewayActor {
       }
       case 'throttle': {
         const c = this.conns.get(m.connId);
-        if (!c || c.closed) return;
+        if (!c || c.isClosed) return;
         // TCP only: a WebSocket cannot stop reading (its frames are bounded instead).
         this.metrics.inc('publishers_throttled_total');
         c.io.pause();
@@ -277,46 +294,40 @@ export class GatewayActor {
       return null;
     }
     const id = makeConnId(++this.connCounter, this.opts.index);
-    const c: Conn = {
-      id,
-      io,
-      st: newChannelState(id),
-      framer: new Framer(this.opts.maxPacketSize),
-      parser: undefined,
-      out: [],
-      outBytes: 0,
-      lastRead: Date.now(),
-      opened: Date.now(),
-      early: [],
-      closed: false,
-    };
+    const now = connClock();
+    const c = new Conn(this, id, io, newChannelState(id), now, now);
     this.conns.set(id, c);
     this.metrics.inc(`connections_total{transport="${io.transport}"}`);
     if (this.paused) io.pause();
-    return {
-      data: (chunk) => this.onData(c, chunk),
-      // MQTT over WebSocket is binary frames only; a text frame closes [MQTT-6.0.0-1].
-      textFrame: () =>
-        this.close(c, { reason: RC.MALFORMED_PACKET, why: 'websocket_text_frame', counter: 'protocol_errors_total{reason="websocket_text_frame"}' }),
-      closed: () => this.onSocketClosed(c),
-      drained: () => {},
-    };
+    return c;
   };
 
+  // ConnHost: a connection's transport events (the Conn is the transport's ConnSink).
+  connData(c: Conn, chunk: Buffer): void {
+    this.onData(c, chunk);
+  }
+
+  /** MQTT over WebSocket is binary frames only; a text frame closes [MQTT-6.0.0-1]. */
+  connTextFrame(c: Conn): void {
+    this.close(c, { reason: RC.MALFORMED_PACKET, why: 'websocket_text_frame', counter: 'protocol_errors_total{reason="websocket_text_frame"}' });
+  }
+
+  connClosed(c: Conn): void {
+    this.onSocketClosed(c);
+  }
+
   private onData(c: Conn, chunk: Buffer): void {
-    if (c.closed) return;
-    c.lastRead = Date.now();
+    if (c.isClosed) return;
+    c.lastRead = connClock();
     this.metrics.inc('bytes_received_total', chunk.length);
-    let err: ReturnType<Framer['push']>;
+    let err: FrameError | null;
     try {
-      err = c.framer.push(chunk, (frame) => {
-        if (c.closed) return;
+      err = pushFrames(c, this.opts.maxPacketSize, chunk, (frame) => {
+        if (c.isClosed) return;
         // Publishes and acks of a live connection skip the general parser (fast-parse.ts).
         const hot = c.st.phase === 'connected' ? parseHotPacket(frame, c.st.version) : undefined;
         if (hot) return this.onPacket(c, hot);
-        this.parserOf(c).parse(frame);
-        // Frames are whole packets, so the parser holds nothing between them.
-        if (c.st.phase === 'connected') c.parser = undefined;
+        this.parseFrame(c, frame);
       });
     } catch (e) {
       // A bug met on this connection's input: it alone is closed, the thread goes on (an
@@ -329,36 +340,63 @@ export class GatewayActor {
       this.close(c, { reason: RC.MALFORMED_PACKET, why: 'bad_remaining_length', counter: 'packets_malformed_total' });
   }
 
-  private parserOf(c: Conn): ReturnType<typeof mqttPacket.parser> {
-    if (c.parser) return c.parser;
+  /**
+   * A frame the hand parser does not take (CONNECT, SUBSCRIBE, anything with properties or
+   * malformed) goes to mqtt-packet's parser. Frames are whole packets, so a parser holds
+   * nothing between them, and one serves every connection of the gateway: an idle
+   * connection keeps none (with its streams and buffer list, about 1.7 KB), and a CONNECT
+   * makes none (about 2 KB of garbage each).
+   */
+  private parseFrame(c: Conn, frame: Buffer): void {
+    // Re-entered from a packet's handler (not expected): a parser of its own.
+    if (this.parsing !== null) return void this.newParser(() => c).parse(frame);
+    const parser = (this.parser ??= this.newParser(() => this.parsing!));
     // Before CONNECT the parser learns the protocol level from it; later it is told.
-    const parser = c.st.phase === 'new' ? mqttPacket.parser() : mqttPacket.parser({ protocolVersion: c.st.version });
-    parser.on('packet', (p: Packet) => this.onPacket(c, p));
-    parser.on('error', (err: Error) => {
-      if (c.st.phase === 'new' && err.message === 'Invalid protocol version') {
-        // An unsupported Protocol Level gets CONNACK 0x01, then the close [MQTT-3.1.2-2].
-        this.out.write(c, { cmd: 'connack', sessionPresent: false, returnCode: CONNACK_V3.UNACCEPTABLE_PROTOCOL });
-        this.close(c, { why: 'unsupported_protocol_version', counter: 'protocol_errors_total{reason="unsupported_protocol_version"}' });
-        return;
-      }
-      this.close(c, { reason: RC.MALFORMED_PACKET, why: `malformed: ${err.message}`, counter: 'packets_malformed_total' });
-    });
-    c.parser = parser;
+    parser.settings = c.st.phase === 'new' ? PARSE_BEFORE_CONNECT : PARSE_AS[c.st.version];
+    this.parsing = c;
+    let left = -1;
+    try {
+      left = parser.parse(frame);
+    } finally {
+      this.parsing = null;
+      // A CONNECT made itself the settings: not kept (its password) until the next frame.
+      parser.settings = PARSE_BEFORE_CONNECT;
+      // Used again only from a packet boundary: after an error, an exception or bytes left
+      // over (none expected), the next frame gets a new parser.
+      if (left !== 0 || parser.error) this.parser = null;
+    }
+  }
+
+  private newParser(connOf: () => Conn): SharedParser {
+    const parser = mqttPacket.parser() as SharedParser;
+    parser.on('packet', (p: Packet) => this.onPacket(connOf(), p));
+    parser.on('error', (err: Error) => this.parseFailed(connOf(), err));
     return parser;
   }
 
+  private parseFailed(c: Conn, err: Error): void {
+    if (c.st.phase === 'new' && err.message === 'Invalid protocol version') {
+      // An unsupported Protocol Level gets CONNACK 0x01, then the close [MQTT-3.1.2-2].
+      this.out.write(c, { cmd: 'connack', sessionPresent: false, returnCode: CONNACK_V3.UNACCEPTABLE_PROTOCOL });
+      this.close(c, { why: 'unsupported_protocol_version', counter: 'protocol_errors_total{reason="unsupported_protocol_version"}' });
+      return;
+    }
+    this.close(c, { reason: RC.MALFORMED_PACKET, why: `malformed: ${err.message}`, counter: 'packets_malformed_total' });
+  }
+
   private onPacket(c: Conn, p: Packet): void {
-    if (c.closed) return;
+    if (c.isClosed) return;
     // During an enhanced-authentication exchange the channel takes AUTH and DISCONNECT and
     // refuses the rest [MQTT-3.1.2-30] (channel/auth.ts); nothing waits.
     const exchange = c.st.phase === 'auth' && c.st.enhanced !== undefined;
     if ((c.st.phase === 'auth' || c.st.phase === 'connecting') && p.cmd !== 'connect' && !exchange) {
       // [MQTT-3.1.4-?] clients may send packets right after CONNECT; hold them (bounded).
-      if (c.early.length >= MAX_EARLY_PACKETS) {
+      const early = (c.early ??= []);
+      if (early.length >= MAX_EARLY_PACKETS) {
         this.close(c, { reason: RC.RECEIVE_MAXIMUM_EXCEEDED, why: 'too_many_packets_before_connack' });
         return;
       }
-      c.early.push(p);
+      early.push(p);
       return;
     }
     // TLS client certificate as identity (tls.clientCertUsername): a CONNECT without a username logs in as its CN.
@@ -369,8 +407,8 @@ export class GatewayActor {
   private onSocketClosed(c: Conn): void {
     if (!this.conns.has(c.id)) return;
     const wasLive = c.st.phase === 'connecting' || c.st.phase === 'connected' || c.st.phase === 'auth';
-    if (!c.closed) this.notifyLost(c, wasLive);
-    c.closed = true;
+    if (!c.isClosed) this.notifyLost(c, wasLive);
+    c.isClosed = true;
     this.conns.delete(c.id);
     this.out.forget(c);
     this.acks.dropConn(c.id);
@@ -390,7 +428,7 @@ export class GatewayActor {
   }
 
   private close(c: Conn, o: CloseOptions): void {
-    if (c.closed) return;
+    if (c.isClosed) return;
     if (o.counter) this.metrics.inc(o.counter);
     this.log.debug({ clientId: c.st.clientId, remote: c.io.remote, why: o.why }, 'closing connection');
     if (o.notifyShard !== false && c.st.phase !== 'closed') this.notifyLost(c, true);
@@ -400,7 +438,7 @@ export class GatewayActor {
       this.out.write(c, { cmd: 'disconnect', reasonCode: o.reason, properties: { reasonString: o.text ?? o.why.replace(/_/g, ' ') } });
     }
     c.st.phase = 'closed';
-    c.closed = true;
+    c.isClosed = true;
     this.out.flushConn(c);
     c.io.end();
   }
@@ -473,7 +511,7 @@ export class GatewayActor {
    * paused) rather than be lost in the dead thread's mailbox. Bounded.
    */
   private defer(c: Conn, effects: Effect[]): void {
-    if (c.closed) return;
+    if (c.isClosed) return;
     if (!c.deferred) {
       c.deferred = [];
       c.io.pause();
@@ -490,14 +528,14 @@ export class GatewayActor {
   /** A shard is back: connections waiting for it go on (or wait for another one still down). */
   private resumeDeferred(): void {
     for (const c of [...this.conns.values()]) {
-      if (!c.deferred || c.closed) continue;
+      if (!c.deferred || c.isClosed) continue;
       const lists = c.deferred;
       c.deferred = undefined;
       // Each connection on its own: one that closes (or fails) meanwhile stops its own
       // replay, never the other connections' (they would stay paused).
       try {
         for (let i = 0; i < lists.length; i++) {
-          if (c.closed) break;
+          if (c.isClosed) break;
           if (c.deferred) {
             (c.deferred as Effect[][]).push(...lists.slice(i));
             break;
@@ -516,21 +554,23 @@ export class GatewayActor {
       (outcome) => this.identified(c, outcome),
       (err: unknown) => {
         this.log.error({ err }, 'authentication failed with an error');
-        if (!c.closed) this.apply(c, afterAuth(c.st, 'not_authorized', this.env));
+        if (!c.isClosed) this.apply(c, afterAuth(c.st, 'not_authorized', this.env));
       },
     );
   }
 
   /** CONNECT authenticated (or refused): an identified user's IM profile first, then afterAuth. */
   private identified(c: Conn, outcome: AuthOutcome): void {
-    if (c.closed) return;
+    if (c.isClosed) return;
     if (outcome.result !== 'ok' || outcome.uid === undefined || !this.env.im) {
       this.apply(c, afterAuth(c.st, outcome.result, this.env));
       return;
     }
     // An identified user: the coordinator's directory gives namespace and groups.
     const reqId = this.imReplies.expect(1, ([user]) => {
-      if (!c.closed) this.apply(c, afterAuth(c.st, 'ok', this.env, user));
+      // A user in no group (most): the shared empty list, not an array per connection.
+      if (user!.groups.length === 0) user!.groups = NO_GROUPS;
+      if (!c.isClosed) this.apply(c, afterAuth(c.st, 'ok', this.env, user));
     });
     this.coordinator.tell({ t: 'imProfileRequest', reqId, gw: this.opts.index, uid: outcome.uid, ns: outcome.ns, groups: outcome.groups });
   }
@@ -548,7 +588,7 @@ export class GatewayActor {
       remote: c.io.remote,
     };
     this.exchanges.step(c, { method, data, start, ctx }, (r) => {
-      if (c.closed) return;
+      if (c.isClosed) return;
       try {
         if ('error' in r) {
           this.metrics.inc('internal_errors_total{op="auth_method"}');
@@ -630,19 +670,19 @@ export class GatewayActor {
 
   /** A PUBACK/PUBREC whose publish is routed (and, with held acks, committed). */
   private writeAck(c: Conn, ack: AckPacket): void {
-    if (c.closed) return;
+    if (c.isClosed) return;
     if (ack.cmd === 'pubrec' && this.holdAcks) c.st.qos2In.add(ack.messageId);
     this.out.write(c, ack as Packet);
   }
 
   private releaseAck(a: PendingAck): void {
     const c = this.conns.get(a.connId);
-    if (!c || c.closed) return;
+    if (!c || c.isClosed) return;
     if (a.id !== 0 || a.counted) c.st.acksHeld--;
     if (c.ackPaused && c.st.acksHeld < this.env.limits.maxInflight) {
       c.ackPaused = false;
       // Not read meanwhile: its keep alive counts from now.
-      c.lastRead = Date.now();
+      c.lastRead = connClock();
       if (this.resumable(c)) c.io.resume();
     }
     if (a.id === 0) this.out.write(c, a.packet as Packet); // a refusal queued behind held acks
@@ -666,7 +706,6 @@ export class GatewayActor {
   private connFailed(c: Conn, op: string, err: unknown): void {
     this.metrics.inc(`internal_errors_total{op="${op}"}`);
     this.logFailure(op, err, { clientId: c.st.clientId, remote: c.io.remote });
-    c.parser = undefined;
     this.close(c, { reason: RC.UNSPECIFIED_ERROR, why: 'internal error' });
   }
 
@@ -690,19 +729,20 @@ export class GatewayActor {
   // ------------------------------------------------------------ housekeeping
   private tick(): void {
     const now = Date.now();
+    const clock = connClock();
     for (const c of this.conns.values()) {
       // Keepalive: close after 1.5 x the interval without a packet [MQTT-3.1.2-24].
       if (c.st.phase === 'connected') {
         // A publisher paused for its held acks cannot be read: its PINGREQs wait too.
-        if (c.st.keepalive > 0 && now - c.lastRead > c.st.keepalive * 1500 && !c.ackPaused)
+        if (c.st.keepalive > 0 && clock - c.lastRead > c.st.keepalive * 1500 && !c.ackPaused)
           this.close(c, { reason: RC.KEEP_ALIVE_TIMEOUT, why: 'keepalive_timeout', counter: 'keepalive_timeouts_total' });
         // A re-authentication under way (AUTH 0x19) must conclude in time (auth.enhanced.reauthTimeout).
         const since = c.st.enhanced?.reauth ? this.exchanges.startedAt(c) : undefined;
-        if (!c.closed && since !== undefined && now - since > (this.opts.reauthTimeout ?? 30) * 1000) {
+        if (!c.isClosed && since !== undefined && now - since > (this.opts.reauthTimeout ?? 30) * 1000) {
           this.exchanges.drop(c);
           this.apply(c, reauthExpired(c.st));
         }
-      } else if (now - c.opened > this.opts.connectTimeout * 1000) {
+      } else if (clock - c.opened > this.opts.connectTimeout * 1000) {
         this.close(c, { why: 'connect_timeout', counter: 'connect_timeouts_total' });
       }
     }
@@ -714,7 +754,7 @@ export class GatewayActor {
    * (deferred), too many held acks (ackPaused). A throttle is a timer that ends by itself.
    */
   private resumable(c: Conn): boolean {
-    return !c.closed && !this.paused && !c.deferred && !c.ackPaused;
+    return !c.isClosed && !this.paused && !c.deferred && !c.ackPaused;
   }
 
   /** Stop reading sockets while a peer thread is behind; resume when it caught up. */

@@ -9,8 +9,56 @@
  */
 export type FrameError = 'too_large' | 'bad_length';
 
-export class Framer {
-  private pending: Buffer | null = null;
+/**
+ * Where a stream's partial packet waits between chunks: a Framer, or the gateway's
+ * connection record itself (no framer object per connection).
+ */
+export interface FrameState {
+  pending: Buffer | null;
+}
+
+/**
+ * Calls onFrame for every complete packet of `chunk` (after what `state` kept of the
+ * previous chunks); returns an error instead of continuing.
+ */
+export function pushFrames(state: FrameState, maxPacketSize: number, chunk: Buffer, onFrame: (frame: Buffer) => void): FrameError | null {
+  const buf = state.pending ? Buffer.concat([state.pending, chunk]) : chunk;
+  state.pending = null;
+  let pos = 0;
+  while (pos < buf.length) {
+    // Fixed header: 1 type byte + 1..4 bytes of Remaining Length.
+    let len = 0;
+    let mul = 1;
+    let i = pos + 1;
+    let complete = false;
+    for (let n = 0; n < 4; n++, i++) {
+      if (i >= buf.length) break;
+      const b = buf[i]!;
+      len += (b & 0x7f) * mul;
+      mul *= 128;
+      if ((b & 0x80) === 0) {
+        complete = true;
+        i++;
+        break;
+      }
+      if (n === 3) return 'bad_length';
+    }
+    if (!complete) break; // header not complete yet
+    const total = i - pos + len;
+    if (total > maxPacketSize) return 'too_large';
+    if (pos + total > buf.length) break;
+    onFrame(buf.subarray(pos, pos + total));
+    pos += total;
+  }
+  if (pos < buf.length) {
+    state.pending = pos === 0 ? buf : Buffer.from(buf.subarray(pos));
+    if (state.pending.length > maxPacketSize + 5) return 'too_large';
+  }
+  return null;
+}
+
+export class Framer implements FrameState {
+  pending: Buffer | null = null;
   private readonly maxPacketSize: number;
 
   constructor(maxPacketSize: number) {
@@ -19,38 +67,6 @@ export class Framer {
 
   /** Calls onFrame for every complete packet; returns an error instead of continuing. */
   push(chunk: Buffer, onFrame: (frame: Buffer) => void): FrameError | null {
-    const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-    this.pending = null;
-    let pos = 0;
-    while (pos < buf.length) {
-      // Fixed header: 1 type byte + 1..4 bytes of Remaining Length.
-      let len = 0;
-      let mul = 1;
-      let i = pos + 1;
-      let complete = false;
-      for (let n = 0; n < 4; n++, i++) {
-        if (i >= buf.length) break;
-        const b = buf[i]!;
-        len += (b & 0x7f) * mul;
-        mul *= 128;
-        if ((b & 0x80) === 0) {
-          complete = true;
-          i++;
-          break;
-        }
-        if (n === 3) return 'bad_length';
-      }
-      if (!complete) break; // header not complete yet
-      const total = i - pos + len;
-      if (total > this.maxPacketSize) return 'too_large';
-      if (pos + total > buf.length) break;
-      onFrame(buf.subarray(pos, pos + total));
-      pos += total;
-    }
-    if (pos < buf.length) {
-      this.pending = pos === 0 ? buf : Buffer.from(buf.subarray(pos));
-      if (this.pending.length > this.maxPacketSize + 5) return 'too_large';
-    }
-    return null;
+    return pushFrames(this, this.maxPacketSize, chunk, onFrame);
   }
 }

@@ -5,13 +5,21 @@
  */
 import type { AppMessage } from '../protocol/messages.js';
 
+/**
+ * One topic level. `children` is made with the first child: most nodes are leaves (a
+ * user's presence topic, one per user), and an empty Map costs ~230 bytes.
+ */
 interface Node {
-  children: Map<string, Node>;
-  msg?: AppMessage;
+  children: Map<string, Node> | null;
+  msg: AppMessage | undefined;
 }
 
+const newNode = (): Node => ({ children: null, msg: undefined });
+/** The children of a leaf, for iterating. */
+const NO_CHILDREN: ReadonlyMap<string, Node> = new Map();
+
 export class RetainedStore {
-  private readonly root: Node = { children: new Map() };
+  private readonly root: Node = newNode();
   private count = 0;
 
   constructor(private readonly capacity: number) {}
@@ -32,11 +40,11 @@ export class RetainedStore {
     }
     let node = this.root;
     for (const l of levels) {
-      let next = node.children.get(l);
+      let next = node.children?.get(l);
       if (!next) {
         if (this.count >= this.capacity && !this.has(levels)) return false;
-        next = { children: new Map() };
-        node.children.set(l, next);
+        next = newNode();
+        (node.children ??= new Map()).set(l, next);
       }
       node = next;
     }
@@ -50,7 +58,7 @@ export class RetainedStore {
 
   private has(levels: string[]): boolean {
     let node: Node | undefined = this.root;
-    for (const l of levels) if (!(node = node.children.get(l))) return false;
+    for (const l of levels) if (!(node = node.children?.get(l))) return false;
     return node.msg !== undefined;
   }
 
@@ -58,7 +66,7 @@ export class RetainedStore {
     const path: Node[] = [this.root];
     let node = this.root;
     for (const l of levels) {
-      const next = node.children.get(l);
+      const next = node.children?.get(l);
       if (!next) return;
       path.push(next);
       node = next;
@@ -69,8 +77,10 @@ export class RetainedStore {
     // Prune empty branches so deleted topics cost no memory.
     for (let i = levels.length; i > 0; i--) {
       const n = path[i]!;
-      if (n.msg || n.children.size > 0) break;
-      path[i - 1]!.children.delete(levels[i - 1]!);
+      if (n.msg || (n.children !== null && n.children.size > 0)) break;
+      const parent = path[i - 1]!;
+      parent.children!.delete(levels[i - 1]!);
+      if (parent.children!.size === 0) parent.children = null;
     }
   }
 
@@ -89,16 +99,16 @@ export class RetainedStore {
         return;
       }
       if (l === '+') {
-        for (const [name, child] of node.children) if (!(i === 0 && name.startsWith('$'))) walk(child, i + 1);
+        for (const [name, child] of node.children ?? NO_CHILDREN) if (!(i === 0 && name.startsWith('$'))) walk(child, i + 1);
         return;
       }
-      const child = node.children.get(l);
+      const child = node.children?.get(l);
       if (child) walk(child, i + 1);
     };
     // '#' matches the parent level too (`a/#` matches `a`) [MQTT-4.7.1-2].
     const collect = (node: Node, top: boolean): void => {
       if (node.msg && !top) out.push(node.msg);
-      for (const [name, child] of node.children) if (!(top && name.startsWith('$'))) collect(child, false);
+      for (const [name, child] of node.children ?? NO_CHILDREN) if (!(top && name.startsWith('$'))) collect(child, false);
     };
     walk(this.root, 0);
     // Expired retained messages are not delivered [MQTT-3.3.2-5].

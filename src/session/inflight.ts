@@ -23,42 +23,49 @@ export interface InflightEntry {
 }
 
 export class Inflight {
-  private readonly entries = new Map<number, InflightEntry>();
+  /** Made on the first message sent: an idle session's window costs no Map. */
+  private entries: Map<number, InflightEntry> | null = null;
   private nextId = 1;
 
   get size(): number {
-    return this.entries.size;
+    return this.entries === null ? 0 : this.entries.size;
   }
 
   /** Allocates a packet id not in use by this session (1..65535, never 0 [MQTT-2.3.1-1]). */
   add(entry: InflightEntry): number {
-    if (this.entries.size >= 65535) throw new Error('no free packet identifier');
+    const entries = (this.entries ??= new Map());
+    if (entries.size >= 65535) throw new Error('no free packet identifier');
     let id = this.nextId;
-    while (this.entries.has(id)) id = id === 65535 ? 1 : id + 1;
+    while (entries.has(id)) id = id === 65535 ? 1 : id + 1;
     this.nextId = id === 65535 ? 1 : id + 1;
-    this.entries.set(id, entry);
+    entries.set(id, entry);
     return id;
   }
 
   /** Puts back an entry read from the store, under the packet id it was sent with [MQTT-4.4.0-1]. */
   restore(id: number, entry: InflightEntry): void {
-    this.entries.set(id, entry);
+    (this.entries ??= new Map()).set(id, entry);
     this.nextId = id === 65535 ? 1 : id + 1;
   }
 
   get(id: number): InflightEntry | undefined {
-    return this.entries.get(id);
+    return this.entries === null ? undefined : this.entries.get(id);
   }
 
   delete(id: number): boolean {
-    return this.entries.delete(id);
+    if (this.entries === null || !this.entries.delete(id)) return false;
+    // Acknowledged all: the window goes back to costing nothing (packet ids go on from nextId).
+    if (this.entries.size === 0) this.entries = null;
+    return true;
   }
 
   entriesInOrder(): IterableIterator<[number, InflightEntry]> {
-    return this.entries.entries();
+    return (this.entries ?? NO_ENTRIES).entries();
   }
 
   clear(): void {
-    this.entries.clear();
+    this.entries = null;
   }
 }
+
+const NO_ENTRIES: ReadonlyMap<number, InflightEntry> = new Map();

@@ -84,8 +84,8 @@ export class Journal {
       for (const q of s.evicted.tail) if (!seen.has(q.seq!)) this.unref(q.body);
       s.evicted = null;
     }
-    for (const q of s.queue.items()) this.release(q);
-    for (const [, e] of s.inflight.entriesInOrder()) this.release(e);
+    if (s.queueSize > 0) for (const q of s.queue.items()) this.release(q);
+    if (s.inflightSize > 0) for (const [, e] of s.inflight.entriesInOrder()) this.release(e);
     if (!s.stored) return; // `stored`: the store may hold a record or message of it
     s.stored = false;
     this.store.deleteSession(s.clientId);
@@ -153,7 +153,7 @@ export class Journal {
   evict(s: Session): void {
     let queued = 0;
     for (const q of s.queue.items()) if (q.seq !== undefined) queued++;
-    const inflight = s.inflight.size;
+    const inflight = s.inflightSize;
     // The body references stay counted: the store's records still point to the bodies.
     // (The shard evicts only after a commit, so every record of the session is durable.)
     s.queue.clear();

@@ -18,8 +18,12 @@ export interface QueuedMessage {
   body?: number;
 }
 
+/** The slots of every empty queue: never written (push grows a queue before writing). */
+const NO_SLOTS: (QueuedMessage | undefined)[] = [];
+
 export class MessageQueue {
-  private slots: (QueuedMessage | undefined)[] = [];
+  /** Made on the first message (grow): an idle session's queue costs no array. */
+  private slots: (QueuedMessage | undefined)[] = NO_SLOTS;
   private head = 0;
   private count = 0;
   readonly capacity: number;
@@ -59,7 +63,8 @@ export class MessageQueue {
     const m = this.slots[this.head];
     this.slots[this.head] = undefined;
     this.head = (this.head + 1) % this.slots.length;
-    this.count--;
+    // Drained: the slots go (an idle session keeps no array once its messages are out).
+    if (--this.count === 0) this.clear();
     return m;
   }
 
@@ -69,7 +74,7 @@ export class MessageQueue {
   }
 
   clear(): void {
-    this.slots = [];
+    this.slots = NO_SLOTS;
     this.head = 0;
     this.count = 0;
   }

@@ -105,14 +105,14 @@ export class OutboundWindow {
         this.emit(s.binding.gw, s.binding.connId, msg, 0, 0, retain, subIds);
         return;
       }
-      if (s.queue.size === 0 && s.inflight.size < this.window(s) && !behind) {
+      if (s.queueSize === 0 && s.inflightSize < this.window(s) && !behind) {
         this.send(s, share === undefined ? { msg, qos, retain, subIds } : { msg, qos, retain, subIds, share });
         return;
       }
     } else if (s.evicted && qos > 0) {
       // Offline with its messages on disk: this one goes there too, bounded the same way.
       const q: QueuedMessage = share === undefined ? { msg, qos, retain, subIds } : { msg, qos, retain, subIds, share };
-      if (behind || s.evicted.queued >= s.queue.capacity) this.overflow(s, q, wait, behind);
+      if (behind || s.evicted.queued >= s.queueLimit) this.overflow(s, q, wait, behind);
       else this.h.journal.queuedEvicted(s, q);
       return;
     } else if (qos === 0 && !s.binding) {
@@ -145,12 +145,12 @@ export class OutboundWindow {
    * false when there is no room.
    */
   admit(s: Session, q: QueuedMessage): boolean {
-    if (s.binding && !s.connackPending && s.queue.size === 0 && s.inflight.size < this.window(s)) {
+    if (s.binding && !s.connackPending && s.queueSize === 0 && s.inflightSize < this.window(s)) {
       this.send(s, q);
       return true;
     }
     if (s.evicted) {
-      if (s.evicted.queued >= s.queue.capacity) return false;
+      if (s.evicted.queued >= s.queueLimit) return false;
       this.h.journal.queuedEvicted(s, q);
       return true;
     }
@@ -199,7 +199,7 @@ export class OutboundWindow {
 
   pump(s: Session): void {
     do {
-      while (s.binding && s.queue.size > 0 && s.inflight.size < this.window(s)) {
+      while (s.binding && s.queueSize > 0 && s.inflightSize < this.window(s)) {
         const q = s.queue.shift()!;
         if (q.msg.props?.expiresAt !== undefined && q.msg.props.expiresAt <= Date.now()) {
           this.h.metrics.inc('messages_dropped_total{reason="expired"}');

@@ -11,6 +11,13 @@ import type { ConnackMsg, ShardCore } from './shard-core.js';
 
 type Fresh = Array<{ filter: string; opts: SubOptions }>;
 
+/**
+ * The options of a broker-made subscription, one frozen object per QoS shared by every
+ * session (never changed in place: a client's SUBSCRIBE replaces the entry).
+ */
+const PRESUB_OPTIONS: readonly SubOptions[] = ([0, 1, 2] as const).map((qos) => Object.freeze({ qos, noLocal: false, retainAsPublished: false }));
+const presubOptions = (qos: QoS): SubOptions => PRESUB_OPTIONS[qos]!;
+
 /** A pre-subscription answer the session waits for; `connack` is held until it is applied. */
 interface PresubWait {
   clientId: string;
@@ -107,7 +114,7 @@ export class PresubAgent {
         core.metrics.inc('subscriptions_refused_total{reason="quota"}');
         continue;
       }
-      const opts: SubOptions = { qos: m.qos, noLocal: false, retainAsPublished: false };
+      const opts = presubOptions(m.qos);
       if (core.addSub(s, filter, opts)) added.push(filter);
       s.presub.add(filter);
       fresh.push({ filter, opts });
@@ -170,7 +177,7 @@ export class PresubAgent {
     core.sessions.set(m.clientId, s);
     const added: string[] = [];
     for (const filter of m.topics) {
-      if (core.addSub(s, filter, { qos: m.qos, noLocal: false, retainAsPublished: false })) added.push(filter);
+      if (core.addSub(s, filter, presubOptions(m.qos))) added.push(filter);
       s.presub.add(filter);
     }
     core.routeAdd(added);

@@ -43,6 +43,7 @@ import type { SharedStrategy } from './shared-strategy.js';
 import { HeldPublishes, newWait, releaseWait, type AckWait } from './held-publishes.js';
 import { ClusterTakeover, type TakeoverHost } from './cluster-takeover.js';
 import { OutboundWindow } from './outbound-window.js';
+import { SmallMap } from '../runtime/small-collections.js';
 
 /** What a route target (a gateway, the cluster link) is told about this shard's filters. */
 type RouteMsg = Extract<GatewayMsg, { t: 'routeAdd' | 'routeDel' | 'routeSnapshot' }>;
@@ -109,7 +110,8 @@ export class ShardActor implements TakeoverHost {
   readonly sessions = new Map<string, Session>();
   /** Connections waiting for the gateway of the connection they take over to confirm the kick. */
   private readonly takeovers = new Map<string, Takeover>();
-  private readonly trie = new TopicTrie<Map<string, SubOptions>>();
+  /** Filter -> its subscribers here (client id -> options); an IM inbox has one, kept without a Map. */
+  private readonly trie = new TopicTrie<SmallMap<string, SubOptions>>();
   private readonly gateways: ActorRef<GatewayMsg>[] = [];
   private readonly routeTargets: ActorRef<RouteMsg>[];
   /** The node's NATS link (cluster.nats set): wills published here go to the other nodes too. */
@@ -123,8 +125,10 @@ export class ShardActor implements TakeoverHost {
   private readonly presub: PresubAgent;
   /** Queues, inflight windows and live deliveries (outbound-window.ts). */
   private readonly out: OutboundWindow;
-  // Reused per publish: client id -> merged delivery (overlapping subscriptions).
-  private readonly matched = new Map<string, { qos: QoS; rap: boolean; nl: boolean; subIds?: number[] }>();
+  // Reused per publish: client id -> its subscription's options, or a Merged of several
+  // (overlapping subscriptions). The options are stored as they are: no object per
+  // recipient per message unless one client has two matching subscriptions.
+  private readonly matched = new Map<string, SubOptions | Merged>();
   readonly journal: Journal;
   private readonly sweep?: NodeJS.Timeout;
   /** Persistent sessions of anonymous clients (limits.maxAnonymousSessions). */
@@ -575,7 +579,7 @@ export class ShardActor implements TakeoverHost {
     // PUBREC was delivered, so it does not count).
     let undelivered = s.queuedCount;
     if (s.evicted) undelivered += s.evicted.inflight;
-    for (const [, e] of s.inflight.entriesInOrder()) if (e.state === 'publish') undelivered++;
+    if (s.inflightSize > 0) for (const [, e] of s.inflight.entriesInOrder()) if (e.state === 'publish') undelivered++;
     if (undelivered > 0) this.metrics.inc('messages_dropped_total{reason="session_ended"}', undelivered);
     // Parked ones too; their publishers get their acks (as for a message in the queue).
     this.held?.drop(s, 'session_ended');
@@ -585,8 +589,9 @@ export class ShardActor implements TakeoverHost {
     this.countAnonymous(s, false);
     // Last: nothing may mark the session for rewriting after its record is deleted.
     this.journal.drop(s);
-    s.inflight.clear();
-    s.queue.clear();
+    // (Not made for that if the session never had any: inflightSize, queueSize.)
+    if (s.inflightSize > 0) s.inflight.clear();
+    if (s.queueSize > 0) s.queue.clear();
     if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
     this.routeDel(gone);
   }
@@ -662,7 +667,7 @@ export class ShardActor implements TakeoverHost {
     // Routed already when a shared subscription group owned here is on the same filter.
     const fresh = !subscribers && !this.groups.hasFilter(filter);
     if (!subscribers) {
-      subscribers = new Map();
+      subscribers = new SmallMap();
       this.trie.set(filter, subscribers);
     }
     subscribers.set(s.clientId, opts);
@@ -804,16 +809,14 @@ export class ShardActor implements TakeoverHost {
     this.trie.match(msg.topic, (subscribers) => {
       for (const [clientId, o] of subscribers) {
         const prev = matched.get(clientId);
-        if (!prev) {
-          matched.set(clientId, { qos: o.qos, rap: o.retainAsPublished, nl: o.noLocal, subIds: o.subId !== undefined ? [o.subId] : undefined });
-        } else {
+        if (prev === undefined) matched.set(clientId, o);
+        else {
           // Overlapping subscriptions: one delivery at the highest QoS [MQTT-3.3.5-1], with
           // every matching Subscription Identifier [MQTT-3.3.4-3], each once (the filters of
           // one SUBSCRIBE share its identifier).
-          if (o.qos > prev.qos) prev.qos = o.qos;
-          prev.rap ||= o.retainAsPublished;
-          prev.nl &&= o.noLocal;
-          if (o.subId !== undefined && !prev.subIds?.includes(o.subId)) (prev.subIds ??= []).push(o.subId);
+          const m = prev instanceof Merged ? prev : new Merged(prev);
+          m.add(o);
+          if (m !== prev) matched.set(clientId, m);
         }
       }
     });
@@ -825,16 +828,20 @@ export class ShardActor implements TakeoverHost {
   private deliverMatched(msg: AppMessage, wait: AckWait | undefined): void {
     const matched = this.matched;
     for (const [clientId, d] of matched) {
+      const m = d instanceof Merged ? d : undefined;
       // No Local: not back to the publishing client [MQTT-3.8.3-3]; a rule-made copy
       // (carbon) is not sent back to the session that published the original either.
-      if ((d.nl || msg.carbon) && msg.origin === clientId) continue;
+      if (((m ? m.nl : (d as SubOptions).noLocal) || msg.carbon) && msg.origin === clientId) continue;
       const s = this.sessions.get(clientId);
       if (!s) continue;
       const qos = (msg.qos < d.qos ? msg.qos : d.qos) as QoS;
+      const rap = m ? m.rap : (d as SubOptions).retainAsPublished;
+      const subId = (d as SubOptions).subId;
+      const subIds = m ? m.subIds : subId !== undefined ? [subId] : undefined;
       // Retain is cleared on live delivery unless Retain As Published [MQTT-3.3.1-12].
       // One recipient's failure never costs the others (nor leaves `matched` dirty).
       try {
-        this.out.enqueue(s, msg, qos, d.rap ? msg.retain : false, d.subIds, undefined, wait);
+        this.out.enqueue(s, msg, qos, rap ? msg.retain : false, subIds, undefined, wait);
       } catch (err) {
         this.itemFailed('deliver', s, err, true);
       }
@@ -884,5 +891,27 @@ export class ShardActor implements TakeoverHost {
     this.metrics.set('store_bytes', st.bytes);
     this.metrics.set('store_entries', st.entries);
     return this.metrics.snapshot();
+  }
+}
+
+/** The delivery options of one client with several subscriptions matching a message. */
+class Merged {
+  qos: QoS;
+  rap: boolean;
+  nl: boolean;
+  subIds: number[] | undefined;
+
+  constructor(o: SubOptions) {
+    this.qos = o.qos;
+    this.rap = o.retainAsPublished;
+    this.nl = o.noLocal;
+    this.subIds = o.subId !== undefined ? [o.subId] : undefined;
+  }
+
+  add(o: SubOptions): void {
+    if (o.qos > this.qos) this.qos = o.qos;
+    this.rap ||= o.retainAsPublished;
+    this.nl &&= o.noLocal;
+    if (o.subId !== undefined && !this.subIds?.includes(o.subId)) (this.subIds ??= []).push(o.subId);
   }
 }

@@ -192,7 +192,7 @@ export class SharedMembers {
       if (l) l.push(e.msg);
       else back.set(e.share!, [e.msg]);
     };
-    if (s.queue.size > 0) {
+    if (s.queueSize > 0) {
       const keep: QueuedMessage[] = [];
       for (let q = s.queue.shift(); q; q = s.queue.shift()) {
         if (q.share !== undefined && this.reachable(q.share)) take(q);

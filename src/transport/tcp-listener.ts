@@ -6,7 +6,7 @@
  * own while the others live: see docs/architecture.md, "Listening from many threads".
  */
 import net from 'node:net';
-import type { Accept, ConnIO } from './connection.js';
+import type { Accept, ConnIO, ConnSink } from './connection.js';
 
 export interface TcpListener {
   port: number;
@@ -38,37 +38,102 @@ export function listenShared<S extends net.Server>(server: S, opts: { host: stri
   });
 }
 
-/** Hands an accepted (for TLS: handshaken) socket to the gateway. */
+/**
+ * Hands an accepted (for TLS: handshaken) socket to the gateway.
+ *
+ * Memory: tens of thousands of idle sockets per thread, so nothing here is made per
+ * connection but one small TcpIO: the socket's listeners are shared functions that find
+ * the connection's sink on the socket (kSink), and the remote address is read only when
+ * asked for (Node caches the peer name on the socket once read).
+ */
 export function serveSocket(socket: net.Socket, accept: Accept, extra?: { transport: 'tls'; certUsername?: string }): void {
-  const sink = accept(wrapSocket(socket, extra));
+  const sink = accept(extra ? new TlsIO(socket, extra.certUsername) : new TcpIO(socket));
   if (!sink) {
     socket.destroy();
     return;
   }
-  socket.on('data', (chunk: Buffer) => sink.data(chunk));
-  socket.on('drain', () => sink.drained());
-  socket.on('error', () => {}); // 'close' follows; errors are counted by the gateway as disconnects
-  socket.on('close', () => sink.closed());
+  (socket as SinkSocket)[kSink] = sink;
+  socket.on('data', onSocketData);
+  socket.on('drain', onSocketDrain);
+  socket.on('error', ignore); // 'close' follows; errors are counted by the gateway as disconnects
+  socket.on('close', onSocketClose);
 }
 
-function wrapSocket(socket: net.Socket, extra?: { transport: 'tls'; certUsername?: string }): ConnIO {
-  let ended = false;
-  return {
-    transport: extra?.transport ?? 'tcp',
-    ...(extra?.certUsername !== undefined ? { certUsername: extra.certUsername } : {}),
-    remote: `${socket.remoteAddress}:${socket.remotePort}`,
-    write: (data) => {
-      if (!ended) socket.write(data);
-    },
-    bufferedBytes: () => socket.writableLength,
-    end: () => {
-      if (ended) return;
-      ended = true;
-      socket.end();
-      // A peer that never reads must not keep the socket half-open forever.
-      setTimeout(() => socket.destroy(), 2000).unref();
-    },
-    pause: () => socket.pause(),
-    resume: () => socket.resume(),
-  };
+const kSink = Symbol('switchboard.sink');
+type SinkSocket = net.Socket & { [kSink]?: ConnSink };
+
+function onSocketData(this: SinkSocket, chunk: Buffer): void {
+  this[kSink]!.data(chunk);
+}
+function onSocketDrain(this: SinkSocket): void {
+  this[kSink]!.drained();
+}
+function onSocketClose(this: SinkSocket): void {
+  this[kSink]!.closed();
+}
+function ignore(): void {}
+
+function destroySocket(socket: net.Socket): void {
+  socket.destroy();
+}
+
+class TcpIO implements ConnIO {
+  private ended = false;
+
+  constructor(protected readonly socket: net.Socket) {}
+
+  get transport(): 'tcp' | 'tls' {
+    return 'tcp';
+  }
+
+  get certUsername(): string | undefined {
+    return undefined;
+  }
+
+  get remote(): string {
+    const s = this.socket;
+    return s.remoteAddress === undefined ? 'unknown' : `${s.remoteAddress}:${s.remotePort}`;
+  }
+
+  write(data: Buffer): void {
+    if (!this.ended) this.socket.write(data);
+  }
+
+  bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.socket.end();
+    // A peer that never reads must not keep the socket half-open forever.
+    setTimeout(destroySocket, 2000, this.socket).unref();
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+}
+
+/** A TLS socket once handshaken: served like TCP, with the client certificate's username (tls.clientCertUsername). */
+class TlsIO extends TcpIO {
+  constructor(
+    socket: net.Socket,
+    private readonly certName: string | undefined,
+  ) {
+    super(socket);
+  }
+
+  override get transport(): 'tcp' | 'tls' {
+    return 'tls';
+  }
+
+  override get certUsername(): string | undefined {
+    return this.certName;
+  }
 }

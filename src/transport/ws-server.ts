@@ -95,6 +95,39 @@ function listenApp(app: uWS.TemplatedApp, host: string, port: number, what: stri
   });
 }
 
+/**
+ * A WebSocket connection as the gateway sees it: one small object per connection (methods
+ * on the prototype, no closures); its state (closed, remote) is the socket's UserData.
+ */
+class WsIO implements ConnIO {
+  constructor(
+    private readonly ws: uWS.WebSocket<UserData>,
+    readonly transport: 'ws' | 'wss',
+  ) {}
+
+  get remote(): string {
+    return this.ws.getUserData().remote;
+  }
+
+  write(buf: Buffer): void {
+    if (!this.ws.getUserData().closed) this.ws.send(buf, true, false);
+  }
+
+  bufferedBytes(): number {
+    return this.ws.getUserData().closed ? 0 : this.ws.getBufferedAmount();
+  }
+
+  end(): void {
+    const data = this.ws.getUserData();
+    if (data.closed) return;
+    data.closed = true;
+    this.ws.end(1000);
+  }
+
+  pause(): void {}
+  resume(): void {}
+}
+
 /** An App (or SSLApp) with every route: MQTT over WebSocket, the GET endpoints, the rest, 404. */
 function buildApp(opts: { path: string; maxPayloadLength: number; ssl?: WsSsl }, accept: Accept, routes: HttpRoutes): uWS.TemplatedApp {
   const ssl = opts.ssl;
@@ -128,22 +161,7 @@ function buildApp(opts: { path: string; maxPayloadLength: number; ssl?: WsSsl },
     },
     open: (ws) => {
       const data = ws.getUserData();
-      const io: ConnIO = {
-        transport,
-        remote: data.remote,
-        write: (buf) => {
-          if (!data.closed) ws.send(buf, true, false);
-        },
-        bufferedBytes: () => (data.closed ? 0 : ws.getBufferedAmount()),
-        end: () => {
-          if (data.closed) return;
-          data.closed = true;
-          ws.end(1000);
-        },
-        pause: () => {},
-        resume: () => {},
-      };
-      const sink = accept(io);
+      const sink = accept(new WsIO(ws, transport));
       if (!sink) {
         data.closed = true;
         ws.end(1013);

@@ -6,7 +6,7 @@
  */
 import { describe, it, expect, vi, afterEach } from 'vitest';
 import fc from 'fast-check';
-import { PresenceBook } from '../../../src/coordinator/presence.js';
+import { PresenceBook, presencePayload } from '../../../src/coordinator/presence.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -143,5 +143,15 @@ describe('PresenceBook against a model (fast-check)', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('presencePayload', () => {
+  it('is the JSON of the state, byte for byte, payload after payload', () => {
+    const states = Array.from({ length: 500 }, (_, i) => ({ uid: `user-${i}`, online: i % 2 === 0, devices: i % 3, ts: 1_700_000_000_000 + i }));
+    const payloads = states.map((s) => presencePayload(s));
+    payloads.forEach((p, i) => expect(p.toString()).toBe(JSON.stringify(states[i])));
+    const big = { uid: 'x'.repeat(5000), online: true, devices: 1, ts: 1 };
+    expect(presencePayload(big).toString()).toBe(JSON.stringify(big));
   });
 });

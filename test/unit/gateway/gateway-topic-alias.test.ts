@@ -45,7 +45,7 @@ function harness(mqtt: Partial<MqttConfig> = {}) {
       resume: () => {},
     };
     const sink = gw.accept(io)!;
-    closed = sink.closed;
+    closed = () => sink.closed();
     const connect: IConnectPacket = { cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clientId, clean: true, keepalive: 0 };
     if (props) connect.properties = props;
     sink.data(mqttPacket.generate(connect, { protocolVersion: version }));
