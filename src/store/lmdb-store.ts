@@ -61,8 +61,10 @@ export class LmdbStore implements Store {
    * by name, else a session re-created before the commit would get them back.
    */
   private readonly pendingOut = new Map<string, Map<number, number>>();
+  private readonly fsync: boolean;
 
   constructor(o: LmdbOptions) {
+    this.fsync = o.fsync;
     mkdirSync(dirname(o.path), { recursive: true });
     this.env = open({ path: o.path, maxDbs: 8, noSync: !o.fsync, compression: false });
     this.sessions = this.env.openDB<SessionRecord, string>({ name: 'sessions' });
@@ -206,6 +208,11 @@ export class LmdbStore implements Store {
   async commit(): Promise<void> {
     const last = this.last;
     if (last) await last;
+    // lmdb-js on Linux opens with overlappingSync: a write's promise resolves once its
+    // transaction is committed (visible, in the OS's page cache), and the fsync follows in
+    // the background. Durable against power loss (`sync`) means after that flush, so the
+    // answer waits for `flushed` too (it resolves when the last commit is on disk).
+    if (last && this.fsync) await this.env.flushed;
     if (this.failure) throw this.failure;
   }
 

@@ -63,6 +63,32 @@ describe('LmdbStore', () => {
     expect(open).toEqual([]);
   });
 
+  it('with fsync, commit() resolves only after the flush to disk, not at the commit (lmdb-js overlappingSync)', async () => {
+    const s = track(openAt(freshPath()));
+    const env = (s as unknown as { env: { flushed: PromiseLike<unknown> } }).env;
+    // Stand in for the background fsync: commit() must wait for it.
+    let flush!: () => void;
+    const gate = new Promise<void>((r) => (flush = r));
+    Object.defineProperty(env, 'flushed', { configurable: true, get: () => gate });
+    s.putDoc('k', { v: 1 });
+    let done = false;
+    const c = s.commit().then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 50)); // the commit itself is long done
+    expect(done).toBe(false);
+    flush();
+    await c;
+    expect(done).toBe(true);
+  });
+
+  it('without fsync (async durability), commit() does not wait for the flush', async () => {
+    const path = freshPath();
+    const s = track(new LmdbStore({ path, fsync: false }));
+    const env = (s as unknown as { env: { flushed: PromiseLike<unknown> } }).env;
+    Object.defineProperty(env, 'flushed', { configurable: true, get: () => new Promise(() => {}) });
+    s.putDoc('k', { v: 1 });
+    await s.commit();
+  });
+
   it('storeKey returns short strings unchanged', () => {
     for (const s of ['', 'a/b', 'client-1', 'x'.repeat(400), 'é'.repeat(200), '🚀'.repeat(100)]) expect(storeKey(s)).toBe(s);
   });
