@@ -77,7 +77,9 @@ async function main(argv: string[]): Promise<number> {
       const log = createLogger(config.log.level, 'main');
       const broker = await startBroker(config, { logger: log });
       const host = config.host;
-      const lines = [`switchboard ${VERSION} started (${broker.topology.gatewayThreads} gateway + ${broker.topology.shardThreads} shard threads)`];
+      const t = broker.topology;
+      const threads = t.gatewayThreads === 0 && t.shardThreads === 0 ? 'one thread' : `${t.gatewayThreads} gateway + ${t.shardThreads} shard threads`;
+      const lines = [`switchboard ${VERSION} started (${threads})`];
       if (broker.tcpPort !== undefined) lines.push(`  MQTT over TCP        mqtt://${host}:${broker.tcpPort}`);
       if (broker.wsPort !== undefined) {
         lines.push(`  MQTT over WebSocket  ws://${host}:${broker.wsPort}${config.listeners.ws.path}`);
