@@ -1,12 +1,13 @@
 /** The shard answered `connect`: CONNACK (with v5 properties) and go live, or refuse. */
 import mqttPacket, { type IConnackPacket } from 'mqtt-packet';
 import { CONNACK_V3, RC } from '../mqtt/reason-codes.js';
-import { mqttOf, PacketIds, type ChannelEnv, type ChannelState, type Effect } from './types.js';
+import { mqttOf, type ChannelEnv, type ChannelState, type Effect } from './types.js';
+import { SmallSet } from '../runtime/small-collections.js';
 
 export function sessionReady(st: ChannelState, sessionPresent: boolean, qos2In: number[], env: ChannelEnv): Effect[] {
   if (st.phase !== 'connecting') return [];
   st.phase = 'connected';
-  st.qos2In = new PacketIds(qos2In);
+  st.qos2In = new SmallSet(qos2In);
   const packet: IConnackPacket = { cmd: 'connack', sessionPresent };
   if (st.version === 5) {
     const mqtt = mqttOf(env);

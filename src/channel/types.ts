@@ -8,6 +8,7 @@ import type { IConnectPacket, Packet } from 'mqtt-packet';
 import type { AppMessage, ShardMsg } from '../protocol/messages.js';
 import type { ImUser } from '../im/im-acl.js';
 import { DEFAULTS, type MqttConfig, type SenderCheck } from '../config/schema.js';
+import { SmallSet } from '../runtime/small-collections.js';
 
 export type Phase = 'new' | 'auth' | 'connecting' | 'connected' | 'closed';
 
@@ -24,8 +25,11 @@ export interface ChannelState {
   /** Set when the broker overrides the client's keepalive (v5 Server Keep Alive). */
   serverKeepAlive?: number;
   shard: number;
-  /** Inbound QoS 2 packet ids received and not yet released by PUBREL [MQTT-4.3.3-3]. */
-  qos2In: PacketIds;
+  /**
+   * Inbound QoS 2 packet ids received and not yet released by PUBREL [MQTT-4.3.3-3]. Most
+   * connections never hold one: a SmallSet makes no Set for none or one id.
+   */
+  qos2In: SmallSet<number>;
   sessionExpiry: number;
   /** The Session Expiry the client asked for when the broker capped it (reported in CONNACK). */
   expiryCapped: boolean;
@@ -174,44 +178,6 @@ export interface AckPacket {
   messageId: number;
 }
 
-/**
- * A set of packet ids (ChannelState.qos2In) that makes its Set only while it holds an id:
- * most connections never have a QoS 2 PUBLISH waiting for its PUBREL, and an empty Set
- * costs ~150 bytes.
- */
-export class PacketIds implements Iterable<number> {
-  private ids: Set<number> | null = null;
-
-  constructor(ids?: Iterable<number>) {
-    if (ids) for (const id of ids) this.add(id);
-  }
-
-  get size(): number {
-    return this.ids === null ? 0 : this.ids.size;
-  }
-
-  has(id: number): boolean {
-    return this.ids !== null && this.ids.has(id);
-  }
-
-  add(id: number): this {
-    (this.ids ??= new Set()).add(id);
-    return this;
-  }
-
-  delete(id: number): boolean {
-    if (this.ids === null || !this.ids.delete(id)) return false;
-    if (this.ids.size === 0) this.ids = null;
-    return true;
-  }
-
-  [Symbol.iterator](): IterableIterator<number> {
-    return (this.ids ?? NO_IDS).values();
-  }
-}
-
-const NO_IDS: ReadonlySet<number> = new Set();
-
 export type Handler<P> = (st: ChannelState, packet: P, env: ChannelEnv) => Effect[];
 
 export function newChannelState(connId: number): ChannelState {
@@ -223,7 +189,7 @@ export function newChannelState(connId: number): ChannelState {
     assignedClientId: false,
     keepalive: 0,
     shard: 0,
-    qos2In: new PacketIds(),
+    qos2In: new SmallSet<number>(),
     sessionExpiry: 0,
     expiryCapped: false,
     maxPacketSizeOut: 268435455,

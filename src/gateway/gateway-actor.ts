@@ -303,20 +303,12 @@ export class GatewayActor {
   };
 
   // ConnHost: a connection's transport events (the Conn is the transport's ConnSink).
-  connData(c: Conn, chunk: Buffer): void {
-    this.onData(c, chunk);
-  }
-
   /** MQTT over WebSocket is binary frames only; a text frame closes [MQTT-6.0.0-1]. */
   connTextFrame(c: Conn): void {
     this.close(c, { reason: RC.MALFORMED_PACKET, why: 'websocket_text_frame', counter: 'protocol_errors_total{reason="websocket_text_frame"}' });
   }
 
-  connClosed(c: Conn): void {
-    this.onSocketClosed(c);
-  }
-
-  private onData(c: Conn, chunk: Buffer): void {
+  connData(c: Conn, chunk: Buffer): void {
     if (c.isClosed) return;
     c.lastRead = connClock();
     this.metrics.inc('bytes_received_total', chunk.length);
@@ -404,7 +396,7 @@ export class GatewayActor {
     this.apply(c, handleIn(c.st, p, this.env));
   }
 
-  private onSocketClosed(c: Conn): void {
+  connClosed(c: Conn): void {
     if (!this.conns.has(c.id)) return;
     const wasLive = c.st.phase === 'connecting' || c.st.phase === 'connected' || c.st.phase === 'auth';
     if (!c.isClosed) this.notifyLost(c, wasLive);

@@ -87,6 +87,10 @@ export class SmallSet<T> implements Iterable<T> {
   private one: T | typeof NONE = NONE;
   private set: Set<T> | null = null;
 
+  constructor(values?: Iterable<T>) {
+    if (values) for (const v of values) this.add(v);
+  }
+
   get size(): number {
     return this.set !== null ? this.set.size : this.one === NONE ? 0 : 1;
   }

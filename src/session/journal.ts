@@ -98,8 +98,8 @@ export class Journal {
    */
   private unpersist(s: Session): void {
     if (!s.stored) return;
-    for (const q of s.queue.items()) this.release(q);
-    for (const [, e] of s.inflight.entriesInOrder()) this.release(e);
+    if (s.queueSize > 0) for (const q of s.queue.items()) this.release(q);
+    if (s.inflightSize > 0) for (const [, e] of s.inflight.entriesInOrder()) this.release(e);
     s.stored = false;
     this.store.deleteSession(s.clientId);
   }
@@ -152,12 +152,16 @@ export class Journal {
    */
   evict(s: Session): void {
     let queued = 0;
-    for (const q of s.queue.items()) if (q.seq !== undefined) queued++;
+    // Size checks first: reading `queue`/`inflight` makes them, and an evicted session is
+    // the idle kind that should keep neither.
+    if (s.queueSize > 0) {
+      for (const q of s.queue.items()) if (q.seq !== undefined) queued++;
+      s.queue.clear();
+    }
     const inflight = s.inflightSize;
     // The body references stay counted: the store's records still point to the bodies.
     // (The shard evicts only after a commit, so every record of the session is durable.)
-    s.queue.clear();
-    s.inflight.clear();
+    if (inflight > 0) s.inflight.clear();
     s.evicted = { queued, inflight, tail: [] };
   }
 

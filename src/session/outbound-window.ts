@@ -67,14 +67,17 @@ export class OutboundWindow {
   resume(s: Session): void {
     const gw = this.h.gateways[s.binding!.gw]!;
     const connId = s.binding!.connId;
-    for (const [packetId, e] of s.inflight.entriesInOrder()) {
-      if (e.state === 'pubrel') gw.tell({ t: 'deliver', connId, out: [{ k: 'pubrel', packetId }] });
-      else
-        gw.tell({
-          t: 'deliver',
-          connId,
-          out: [{ k: 'pub', msg: e.msg, qos: e.qos, packetId, dup: true, retain: e.retain, subIds: e.subIds }],
-        });
+    // The size first: reading `inflight` makes the window, and most sessions have none.
+    if (s.inflightSize > 0) {
+      for (const [packetId, e] of s.inflight.entriesInOrder()) {
+        if (e.state === 'pubrel') gw.tell({ t: 'deliver', connId, out: [{ k: 'pubrel', packetId }] });
+        else
+          gw.tell({
+            t: 'deliver',
+            connId,
+            out: [{ k: 'pub', msg: e.msg, qos: e.qos, packetId, dup: true, retain: e.retain, subIds: e.subIds }],
+          });
+      }
     }
     this.pump(s);
   }

@@ -1,12 +1,10 @@
 /**
- * SmallMap / SmallSet (src/runtime/small-collections.ts) and PacketIds (channel/types.ts):
- * compact stand-ins for Map and Set that keep one entry without a Map, or none without a
- * Set. Any sequence of operations gives what a Map or a Set gives, in the same order.
+ * SmallMap / SmallSet (src/runtime/small-collections.ts): compact stand-ins for Map and
+ * Set that keep one entry without a Map or Set. Any sequence of operations gives what a Map or a Set gives, in the same order.
  */
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { SmallMap, SmallSet } from '../../../src/runtime/small-collections.js';
-import { PacketIds } from '../../../src/channel/types.js';
 
 type Op = { op: 'set' | 'delete' | 'clear' | 'get'; k: number; v: number };
 const ops = fc.array(
@@ -79,12 +77,12 @@ describe('SmallSet', () => {
   });
 });
 
-describe('PacketIds', () => {
-  it('behaves like a Set of packet ids', () => {
+describe('SmallSet built from initial values (ChannelState.qos2In)', () => {
+  it('behaves like a Set of packet ids built from the same values', () => {
     fc.assert(
       fc.property(ops, fc.array(fc.integer({ min: 1, max: 4 }), { maxLength: 3 }), (list, initial) => {
         const m = new Set<number>(initial);
-        const s = new PacketIds(initial);
+        const s = new SmallSet<number>(initial);
         for (const { op, k } of list) {
           if (op === 'set') {
             m.add(k);
